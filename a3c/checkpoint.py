@@ -1,0 +1,156 @@
+"""Checkpoints: one safetensors file, tensors for the model and optimizer, JSON metadata in its header.
+
+No pickle anywhere: loading a file never runs code. Writes go to a temporary file that is synced
+and renamed into place, so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from a3c.config import Config
+from a3c.errors import CheckpointError, ConfigError
+from a3c.networks import ActorCritic, NetworkSpec
+
+FORMAT = "a3c-checkpoint"
+VERSION = 1
+_MODEL, _OPTIM = "model/", "optim/"
+
+
+@dataclass
+class Checkpoint:
+    spec: NetworkSpec
+    config: Config
+    counters: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, torch.Tensor]
+
+    def build_network(self) -> ActorCritic:
+        net = ActorCritic(self.spec)
+        try:
+            net.load_state_dict(self.model_state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            raise CheckpointError(
+                f"checkpoint weights do not fit the network it describes: {' '.join(first[:3])}"
+            ) from None
+        return net
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, net: ActorCritic) -> dict[str, torch.Tensor]:
+    """Optimizer state keyed by parameter name, e.g. 'torso.layers.0.weight/exp_avg'."""
+    names = {id(p): n for n, p in net.named_parameters()}
+    out = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state[p].items():
+                out[f"{names[id(p)]}/{key}"] = value.detach().clone()
+    return out
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, net: ActorCritic, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Copy saved state into the optimizer's (shared) tensors in place."""
+    names = {id(p): n for n, p in net.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state[p].items():
+                saved = tensors.get(f"{names[id(p)]}/{key}")
+                if saved is None or saved.shape != value.shape:
+                    raise CheckpointError(f"optimizer state {names[id(p)]}/{key} missing or misshapen")
+                value.copy_(saved)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    net: ActorCritic,
+    config: Config,
+    counters: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Path:
+    path = Path(path)
+    tensors = {_MODEL + k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    if optimizer is not None:
+        tensors.update({_OPTIM + k: v.contiguous() for k, v in optimizer_tensors(optimizer, net).items()})
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": net.spec.to_dict(),
+        "config": config.to_dict(),
+        "counters": counters,
+    }
+    data = safetensors_bytes(tensors, metadata={"a3c": json.dumps(meta)})
+    _atomic_write(path, data)
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run directory holding model.safetensors."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    p = resolve_checkpoint_path(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint: {exc}") from None
+    if "a3c" not in header:
+        raise CheckpointError(f"{p} is a safetensors file but not an a3c checkpoint")
+    try:
+        meta = json.loads(header["a3c"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{p}: metadata is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not an a3c checkpoint (format {meta.get('format')!r})"
+                              if isinstance(meta, dict) else f"{p}: metadata is not an object")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(
+            f"{p}: checkpoint format version {version!r} is newer than this library reads ({VERSION})"
+        )
+    for key, kind in (("spec", dict), ("config", dict), ("counters", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{p}: metadata field {key!r} is missing or malformed")
+    try:
+        config = Config.from_dict(meta["config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{p}: stored config is invalid: {exc}") from None
+    return Checkpoint(
+        spec=NetworkSpec.from_dict(meta["spec"]),
+        config=config,
+        counters=meta["counters"],
+        model_state={k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)},
+        optimizer_state={k[len(_OPTIM):]: v for k, v in tensors.items() if k.startswith(_OPTIM)},
+    )

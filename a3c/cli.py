@@ -1,0 +1,136 @@
+"""The `a3c` command: train and eval. Training options are generated from the Config dataclass."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import MISSING, fields
+from typing import Any, NoReturn
+
+from a3c.config import Config
+
+_SKIP = {"env_id"}  # positional
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2, no usage wall."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"a3c: error: {message}\n")
+
+
+def _none_or(parse):
+    def convert(text: str) -> Any:
+        return None if text.lower() == "none" else parse(text)
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 64,64, got {text!r}") from None
+
+
+_PARSERS = {
+    "int": int, "float": float, "str": str,
+    "float | None": _none_or(float), "str | None": _none_or(str), "tuple[int, ...]": _int_tuple,
+}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    for f in fields(Config):
+        if f.name in _SKIP:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=_PARSERS[f.type], default=argparse.SUPPRESS,
+                                help=help_text, metavar=f.name.upper())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="a3c", description="Asynchronous advantage actor-critic on Gymnasium.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train an agent; ends with a checkpoint and an evaluation")
+    train.add_argument("env_id", help="Gymnasium id, e.g. CartPole-v1, or module:EnvName-v0")
+    train.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_config_options(train)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint")
+    ev.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes to run (default: 10)")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
+    ev.add_argument("--json", action="store_true", help="print one JSON line")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from a3c.algorithms import A3C
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "env_id", "quiet", "preset")}
+    model = A3C(args.env_id, preset=getattr(args, "preset", None),
+                verbose=0 if args.quiet else 1, **options)
+    cfg = model.config
+    print(f"a3c: training {cfg.env_id} with {cfg.resolved_workers()} workers, preset {cfg.preset}, "
+          f"up to {cfg.total_steps:,} steps"
+          + (f", target return {cfg.target_return:g}" if cfg.target_return is not None else ""),
+          file=sys.stderr)
+    model.learn()
+    r = model.last_result
+    assert r is not None
+    print(f"stopped: {r.stop_reason} after {r.steps:,} steps in {r.elapsed:.1f} s "
+          f"({r.steps / max(r.elapsed, 1e-9):,.0f} steps/s); staleness mean {r.staleness_mean:.2f}, "
+          f"max {r.staleness_max}")
+    if r.final_eval is not None:
+        e = r.final_eval
+        print(f"final evaluation (greedy, {len(e.returns)} episodes): "
+              f"mean return {e.mean_return:.1f} +/- {e.std_return:.1f}")
+    print(f"checkpoint: {r.checkpoint}")
+    print(f"run directory: {r.run_dir}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from a3c.algorithms import A3C
+    from a3c.errors import ConfigError
+
+    if args.episodes <= 0:
+        raise ConfigError(f"--episodes must be positive, got {args.episodes}")
+    model = A3C.load(args.checkpoint, verbose=0)
+    result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        mode = "stochastic" if args.stochastic else "greedy"
+        print(f"{model.config.env_id}: mean return {result.mean_return:.2f} +/- "
+              f"{result.std_return:.2f} over {len(result.returns)} {mode} episodes "
+              f"(min {min(result.returns):.1f}, max {max(result.returns):.1f})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from a3c.errors import A3CError, WorkerError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _train, "eval": _eval}[args.command](args)
+    except WorkerError as exc:
+        print(f"a3c: error: {exc}", file=sys.stderr)
+        return 1
+    except A3CError as exc:
+        print(f"a3c: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

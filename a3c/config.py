@@ -1,0 +1,155 @@
+"""One typed configuration for every driver, validated once; the CLI is generated from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from a3c.errors import ConfigError
+
+ALGOS = ("a3c",)
+OPTIMIZERS = ("adam", "rmsprop")
+ACTIVATIONS = ("tanh", "relu")
+LR_SCHEDULES = ("constant", "linear")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+    "float | None": (int, float, type(None)), "str | None": (str, type(None)),
+}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    if annotation == "tuple[int, ...]":
+        ok = isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value)
+    else:
+        allowed = _TYPES[annotation]
+        ok = isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{name} must be {annotation}, got {value!r}")
+
+
+def _opt(help: str, **kw: Any) -> Any:
+    return field(metadata={"help": help}, **kw)
+
+
+@dataclass
+class Config:
+    """Everything a run needs. Field docs (``help``) double as the CLI's help text."""
+
+    env_id: str = _opt("Gymnasium id, or 'module:EnvName-v0' to import a module first", default="")
+    algo: str = _opt("training driver", default="a3c")
+    preset: str | None = _opt("named hyper-parameter set (default: chosen from the env id)", default=None)
+    # --- run ---
+    workers: int = _opt("worker processes (0: one per usable core)", default=0)
+    seed: int = _opt("base seed; worker w uses seed + w", default=0)
+    total_steps: int = _opt("stop after this many env steps over all workers", default=1_000_000)
+    max_seconds: float | None = _opt("stop after this much wall time", default=None)
+    target_return: float | None = _opt(
+        "stop when the greedy evaluation mean reaches this (default: the env's reward threshold)",
+        default=None,
+    )
+    run_dir: str | None = _opt("where logs and checkpoints go (default: runs/ENV-ALGO-TIME)", default=None)
+    # --- algorithm ---
+    n_steps: int = _opt("rollout length T between updates", default=20)
+    gamma: float = _opt("discount factor", default=0.99)
+    gae_lambda: float = _opt("GAE lambda; 1.0 gives the plain n-step returns", default=1.0)
+    entropy_coef: float = _opt("entropy bonus weight c_e", default=0.01)
+    value_coef: float = _opt("value loss weight c_v", default=0.5)
+    max_grad_norm: float = _opt("clip the gradient's global norm to this (0: no clipping)", default=0.5)
+    optimizer: str = _opt("shared optimizer: adam or rmsprop", default="adam")
+    lr: float = _opt("learning rate", default=1e-3)
+    lr_schedule: str = _opt("constant, or linear annealing to zero over total_steps", default="constant")
+    adam_eps: float = _opt("Adam epsilon", default=1e-5)
+    rms_alpha: float = _opt("RMSProp decay of the squared-gradient average", default=0.99)
+    rms_eps: float = _opt("RMSProp epsilon", default=1e-5)
+    # --- network ---
+    hidden_sizes: tuple[int, ...] = _opt("MLP torso layer widths", default=(64, 64))
+    activation: str = _opt("MLP activation: tanh or relu", default="tanh")
+    shared_torso: bool = _opt("policy and value share the torso (else one torso each)", default=True)
+    # --- evaluation, checkpoints, logging ---
+    eval_interval: int = _opt(
+        "evaluate the global network every this many env steps (0: never)", default=25_000)
+    eval_episodes: int = _opt("episodes per evaluation", default=10)
+    final_eval_episodes: int = _opt("episodes in the evaluation at the end of training", default=20)
+    checkpoint_interval: int = _opt(
+        "checkpoint every this many env steps (0: only at the end)", default=200_000)
+    log_interval: float = _opt("seconds between progress lines and metric flushes", default=1.0)
+
+    def resolved_workers(self) -> int:
+        return self.workers or usable_cores()
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        data = dict(data)
+        if "hidden_sizes" in data:
+            data["hidden_sizes"] = tuple(data["hidden_sizes"])
+        return cls(**data).validated()
+
+    def validated(self) -> Config:
+        """Return self after checking every field; raise ConfigError naming the first bad one."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            _check_type(f.name, f.type, value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+        need(bool(self.env_id), "env_id is required")
+        need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
+        need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
+        need(self.total_steps > 0, f"total_steps must be positive, got {self.total_steps}")
+        need(self.max_seconds is None or self.max_seconds > 0,
+             f"max_seconds must be positive, got {self.max_seconds}")
+        need(self.n_steps > 0, f"n_steps must be positive, got {self.n_steps}")
+        need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        need(0.0 <= self.gae_lambda <= 1.0, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        need(self.entropy_coef >= 0, f"entropy_coef must be >= 0, got {self.entropy_coef}")
+        need(self.value_coef >= 0, f"value_coef must be >= 0, got {self.value_coef}")
+        need(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        need(self.optimizer in OPTIMIZERS,
+             f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        need(self.lr_schedule in LR_SCHEDULES,
+             f"unknown lr_schedule {self.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        need(self.adam_eps > 0, f"adam_eps must be positive, got {self.adam_eps}")
+        need(0.0 <= self.rms_alpha < 1.0, f"rms_alpha must be in [0, 1), got {self.rms_alpha}")
+        need(self.rms_eps > 0, f"rms_eps must be positive, got {self.rms_eps}")
+        need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
+             f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        need(self.activation in ACTIVATIONS,
+             f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
+        need(self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}")
+        need(self.eval_episodes > 0, f"eval_episodes must be positive, got {self.eval_episodes}")
+        need(self.final_eval_episodes >= 0,
+             f"final_eval_episodes must be >= 0, got {self.final_eval_episodes}")
+        need(self.checkpoint_interval >= 0,
+             f"checkpoint_interval must be >= 0, got {self.checkpoint_interval}")
+        need(self.log_interval > 0, f"log_interval must be positive, got {self.log_interval}")
+        return self

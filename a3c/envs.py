@@ -1,0 +1,120 @@
+"""Environment construction and the single-env adapter that lets one rollout collector serve A3C and A2C."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from a3c.errors import EnvError
+
+
+def _import_prefix(env_id: str) -> str:
+    """Handle Gymnasium's 'module:EnvName-v0' form with a clear error when the module is missing."""
+    if ":" not in env_id:
+        return env_id
+    module, _, name = env_id.partition(":")
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise EnvError(f"cannot import module {module!r} for env {env_id!r}: {exc}") from None
+    return name
+
+
+def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
+    """Make one environment with episode statistics recorded before any reward shaping."""
+    name = _import_prefix(env_id)
+    try:
+        env = gym.make(name, **kwargs)
+    except gym.error.Error as exc:
+        raise EnvError(f"unknown or unusable env id {env_id!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}") from None
+    check_spaces(env.observation_space, env.action_space, env_id)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if seed is not None:
+        env.action_space.seed(seed)
+    return env
+
+
+def check_spaces(obs_space: gym.Space, act_space: gym.Space, env_id: str = "env") -> None:
+    """Raise EnvError unless the networks support these spaces."""
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise EnvError(
+            f"{env_id}: observation space {obs_space} is not supported; "
+            "the networks take a Box (vector) observation"
+        )
+    if len(obs_space.shape) != 1:
+        raise EnvError(
+            f"{env_id}: observation shape {obs_space.shape} is not supported; "
+            "the MLP torso takes flat vectors"
+        )
+    if isinstance(act_space, gym.spaces.Discrete):
+        return
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+            raise EnvError(f"{env_id}: continuous actions need finite bounds, got {act_space}")
+        return
+    raise EnvError(
+        f"{env_id}: action space {act_space} is not supported; use Discrete or a 1-D Box"
+    )
+
+
+def reward_threshold(env_id: str) -> float | None:
+    """The env's registered 'solved' return, if it has one."""
+    try:
+        return gym.spec(_import_prefix(env_id)).reward_threshold
+    except gym.error.Error:
+        return None
+
+
+class SingleEnv:
+    """One env behind the batched, same-step-autoreset interface of gymnasium's vector envs.
+
+    A3C workers step one env; going through SyncVectorEnv would cost more than the env itself.
+    """
+
+    num_envs = 1
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+        self.single_observation_space = env.observation_space
+        self.single_action_space = env.action_space
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(seed=seed)
+        return obs[None], info
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(actions[0])
+        if terminated or truncated:
+            final_obs = np.empty(1, dtype=object)
+            final_obs[0] = obs
+            info = {"final_obs": final_obs, "_final_obs": _TRUE, "final_info": _batched(info)}
+            obs, _ = self.env.reset()
+        else:
+            info = {}
+        return (
+            obs[None],
+            np.array([reward], dtype=np.float32),
+            np.array([terminated]),
+            np.array([truncated]),
+            info,
+        )
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_TRUE = np.array([True])
+
+
+def _batched(info: dict) -> dict:
+    """A single env's final info in the layout SyncVectorEnv gives it (arrays of one, with masks)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        out[key] = _batched(value) if isinstance(value, dict) else np.array([value])
+        out["_" + key] = _TRUE
+    return out

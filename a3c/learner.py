@@ -1,0 +1,51 @@
+"""From a Rollout to gradients on a network: the part of an update every driver shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from a3c.config import Config
+from a3c.losses import actor_critic_loss
+from a3c.networks import ActorCritic
+from a3c.returns import returns_and_advantages
+from a3c.rollout import Rollout
+
+
+@dataclass
+class UpdateStats:
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    grad_norm: float
+
+
+def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
+    """Fill net's .grad with the gradient of the seed's loss on this rollout, clipped by norm."""
+    returns, advantages = returns_and_advantages(
+        rollout.rewards, rollout.values, rollout.next_values,
+        rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
+    )
+    # One batched forward with autograd over all T*N steps (exact for feed-forward networks).
+    obs = torch.from_numpy(rollout.obs).flatten(0, 1)
+    actions = torch.from_numpy(rollout.actions).flatten(0, 1)
+    logprobs, entropy, values = net.evaluate_actions(obs, actions)
+    loss = actor_critic_loss(
+        logprobs, entropy, values,
+        torch.from_numpy(returns).flatten(), torch.from_numpy(advantages).flatten(),
+        config.value_coef, config.entropy_coef,
+    )
+    net.zero_grad(set_to_none=False)
+    loss.total.backward()
+    params = list(net.parameters())
+    if config.max_grad_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
+    else:
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    return UpdateStats(
+        policy_loss=loss.policy.item(),
+        value_loss=loss.value.item(),
+        entropy=loss.entropy.item(),
+        grad_norm=grad_norm.item(),
+    )

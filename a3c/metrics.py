@@ -1,0 +1,127 @@
+"""What a run reports: CSV logs in the run directory, TensorBoard events, and a live progress line."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from a3c.evaluation import EvalResult
+from a3c.worker import WorkerReport
+
+EPISODE_COLUMNS = ["wall_time", "global_step", "worker", "episode_return", "episode_length"]
+UPDATE_COLUMNS = [
+    "wall_time", "global_step", "worker", "updates", "policy_loss", "value_loss", "entropy",
+    "grad_norm", "staleness_mean", "staleness_max",
+]
+EVAL_COLUMNS = ["wall_time", "global_step", "mean_return", "std_return", "episodes"]
+
+
+class _CsvLog:
+    def __init__(self, path: Path, columns: list[str]):
+        new = not path.exists() or path.stat().st_size == 0
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(columns)
+
+    def write(self, row: list) -> None:
+        self.writer.writerow(row)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class RunLogger:
+    """Owns the run directory's logs; fed by the trainer, never by workers directly."""
+
+    def __init__(self, run_dir: Path, total_steps: int, verbose: int = 1, recent: int = 20):
+        from torch.utils.tensorboard import SummaryWriter  # slow import, only where a run logs
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = run_dir
+        self.episodes = _CsvLog(run_dir / "episodes.csv", EPISODE_COLUMNS)
+        self.updates = _CsvLog(run_dir / "updates.csv", UPDATE_COLUMNS)
+        self.evals = _CsvLog(run_dir / "evaluations.csv", EVAL_COLUMNS)
+        self.tb = SummaryWriter(str(run_dir / "tb"))
+        self.recent = deque(maxlen=recent)
+        self.episode_count = 0
+        self.staleness_sum = 0
+        self.staleness_max = 0
+        self.update_count = 0
+        self.last_eval: float | None = None
+        self.console = Console(stderr=True, quiet=verbose == 0)
+        self.live = self.console.is_terminal and verbose > 0
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed:>10,.0f} steps"), TextColumn("{task.fields[rate]:>8,.0f} steps/s"),
+            TextColumn("return {task.fields[ret]}"), TextColumn("eval {task.fields[eval]}"),
+            TimeElapsedColumn(), console=self.console, disable=not self.live,
+        )
+        self._task = self._progress.add_task("training", total=total_steps, rate=0, ret="-", eval="-")
+        self._progress.start()
+        self._rate_mark = (time.monotonic(), 0)
+        self._rate = 0.0
+        self._next_line = 0.0
+
+    @property
+    def recent_return(self) -> float | None:
+        return float(np.mean(self.recent)) if self.recent else None
+
+    def record(self, report: WorkerReport) -> None:
+        for wall, step, ret, length in report.episodes:
+            self.episodes.write([f"{wall:.3f}", step, report.rank, ret, length])
+            self.tb.add_scalar("train/episode_return", ret, step)
+            self.recent.append(ret)
+            self.episode_count += 1
+        if report.updates:
+            n = report.updates
+            policy, value, entropy, grad = report.sums / n
+            self.update_count += n
+            self.staleness_sum += report.staleness_sum
+            self.staleness_max = max(self.staleness_max, report.staleness_max)
+            self.updates.write([
+                f"{report.wall_time:.3f}", report.global_step, report.rank, n, policy, value,
+                entropy, grad, report.staleness_sum / n, report.staleness_max,
+            ])
+            for name, value_ in (("policy_loss", policy), ("value_loss", value),
+                                 ("entropy", entropy), ("grad_norm", grad)):
+                self.tb.add_scalar(f"losses/{name}", value_, report.global_step)
+
+    def evaluation(self, wall: float, step: int, result: EvalResult) -> None:
+        self.evals.write([f"{wall:.3f}", step, result.mean_return, result.std_return, len(result.returns)])
+        self.tb.add_scalar("eval/mean_return", result.mean_return, step)
+        self.last_eval = result.mean_return
+
+    def progress(self, step: int, elapsed: float) -> None:
+        now = time.monotonic()
+        t0, s0 = self._rate_mark
+        if now - t0 >= 1.0:
+            self._rate = (step - s0) / (now - t0)
+            self._rate_mark = (now, step)
+            self.tb.add_scalar("train/steps_per_second", self._rate, step)
+        ret = self.recent_return
+        ret_text = "-" if ret is None else f"{ret:8.1f}"
+        eval_text = "-" if self.last_eval is None else f"{self.last_eval:8.1f}"
+        self._progress.update(self._task, completed=step, rate=self._rate, ret=ret_text, eval=eval_text)
+        if not self.live and now >= self._next_line:
+            self._next_line = now + 5.0
+            self.console.print(
+                f"[{elapsed:7.1f}s] steps {step:>10,}  {self._rate:>8,.0f} steps/s  "
+                f"return {ret_text}  eval {eval_text}", highlight=False,
+            )
+
+    @property
+    def staleness_mean(self) -> float:
+        return self.staleness_sum / self.update_count if self.update_count else 0.0
+
+    def close(self) -> None:
+        self._progress.stop()
+        for log in (self.episodes, self.updates, self.evals):
+            log.close()
+        self.tb.close()

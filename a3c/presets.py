@@ -1,0 +1,54 @@
+"""Named hyper-parameter sets per environment family, each saying where its values come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from a3c.config import Config
+from a3c.envs import reward_threshold
+from a3c.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    source: str
+    values: dict[str, Any]
+
+
+PRESETS: dict[str, Preset] = {
+    "classic-control": Preset(
+        description="discrete classic control (CartPole, Acrobot, ...): small MLP, Adam",
+        source="tuned on CartPole-v1 with benchmarks/time_to_solve.py (medians over seeds, "
+        "2-core machine); T=20 and gamma=0.99 as in common A3C ports for classic control",
+        values=dict(
+            n_steps=20, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.01, value_coef=0.5,
+            max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", total_steps=1_000_000,
+            eval_interval=25_000, eval_episodes=10,
+        ),
+    ),
+}
+
+
+def preset_for(env_id: str) -> str:
+    """The preset chosen when none is named."""
+    return "classic-control"
+
+
+def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Config:
+    """Config defaults, then the preset's values, then the caller's; validated.
+
+    target_return, unless given (None included), is the env's registered reward threshold.
+    """
+    name = preset or preset_for(env_id)
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown hyper-parameter(s): {', '.join(unknown)}")
+    values = {**PRESETS[name].values, **overrides}
+    if "target_return" not in overrides:
+        values["target_return"] = reward_threshold(env_id)
+    return Config(env_id=env_id, preset=name, **values).validated()
