@@ -1,24 +1,30 @@
-"""The public API, shaped like Stable-Baselines3: A3C(env, ...).learn(...).save(path); A3C.load(path)."""
+"""The public API, shaped like Stable-Baselines3: A3C(env, ...).learn(...).save(path); A3C.load(path).
+
+A3C and A2C share everything here but how a network is placed and which trainer runs it;
+``load(path)`` returns whichever of the two a checkpoint holds.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from a3c.checkpoint import load_checkpoint, load_optimizer_tensors, save_checkpoint
+from a3c.a2c import A2CTrainer, resolve_device
+from a3c.checkpoint import Checkpoint, load_checkpoint, load_optimizer_tensors, save_checkpoint
 from a3c.config import Config
 from a3c.envs import make_env
 from a3c.errors import CheckpointError, ConfigError
 from a3c.evaluation import EvalResult, evaluate, to_env_action
 from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_shared_optimizer
+from a3c.optim import make_optimizer
 from a3c.presets import build_config
-from a3c.trainer import A3CTrainer, TrainResult
+from a3c.supervisor import TrainResult
+from a3c.trainer import A3CTrainer
 
 
 def default_run_dir(config: Config) -> Path:
@@ -26,17 +32,32 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{name}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
-class A3C:
-    """Asynchronous advantage actor-critic: Hogwild workers sharing one network and optimizer.
+_Model = TypeVar("_Model", bound="ActorCriticAlgorithm")
 
-    >>> model = A3C("CartPole-v1", workers=2, seed=0)
-    >>> model.learn(total_steps=200_000)
-    >>> model.save("cartpole.safetensors")
+
+class ActorCriticAlgorithm:
+    """What A3C and A2C share: config, network, optimizer, learn/predict/evaluate/save/load.
+
+    A subclass names its algo, how the global network is placed (shared CPU memory, or a device)
+    and the trainer that runs a learn() call.
     """
+
+    algo: str = ""
+    trainer: type = object
 
     def __init__(self, env: str, *, preset: str | None = None, verbose: int = 1,
                  config: Config | None = None, **hparams: Any):
-        self.config = config.validated() if config is not None else build_config(env, preset, **hparams)
+        name = type(self).__name__
+        if config is None:
+            hparams.setdefault("algo", self.algo)
+            if hparams["algo"] != self.algo:
+                raise ConfigError(f"{name} trains algo {self.algo!r}, not {hparams['algo']!r}")
+            config = build_config(env, preset, **hparams)
+        config = config.validated()
+        if config.algo != self.algo:
+            raise ConfigError(f"{name} trains algo {self.algo!r}, but the config says {config.algo!r}")
+        self.config = config
+        self.device = self._device()
         probe = make_env(self.config.env_id)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
@@ -45,20 +66,24 @@ class A3C:
             activation=self.config.activation, shared_torso=self.config.shared_torso,
         )
         torch.manual_seed(self.config.seed)
-        self.policy = ActorCritic(spec)
-        self.policy.share_memory()
-        self.optimizer = make_shared_optimizer(
-            self.config.optimizer, self.policy.parameters(), self.config.lr,
-            self.config.adam_eps if self.config.optimizer == "adam" else self.config.rms_eps,
-            self.config.rms_alpha,
-        )
+        self.policy = self._place(ActorCritic(spec))
+        self.optimizer = make_optimizer(self.config, self.policy.parameters(), shared=self._shared())
         self.verbose = verbose
         self.num_steps = 0
         self.num_updates = 0
         self.last_result: TrainResult | None = None
 
-    def learn(self, total_steps: int | None = None, *, max_seconds: float | None = None,
-              target_return: float | None = None, run_dir: str | os.PathLike | None = None) -> A3C:
+    def _device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def _place(self, net: ActorCritic) -> ActorCritic:
+        return net
+
+    def _shared(self) -> bool:
+        return False
+
+    def learn(self: _Model, total_steps: int | None = None, *, max_seconds: float | None = None,
+              target_return: float | None = None, run_dir: str | os.PathLike | None = None) -> _Model:
         """Train until total_steps more env steps, max_seconds, or the target evaluation return."""
         changes: dict[str, Any] = {}
         if total_steps is not None:
@@ -71,8 +96,8 @@ class A3C:
             changes["run_dir"] = str(run_dir)
         config = self.config.replace(**changes).validated()
         directory = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-        trainer = A3CTrainer(config, self.policy, self.optimizer, directory,
-                             self.num_steps, self.num_updates, self.verbose)
+        trainer = self.trainer(config, self.policy, self.optimizer, directory,
+                               self.num_steps, self.num_updates, self.verbose)
         self.last_result = trainer.train()
         self.num_steps, self.num_updates = self.last_result.steps, self.last_result.updates
         return self
@@ -86,7 +111,8 @@ class A3C:
             raise ConfigError(
                 f"observation shape {tuple(obs.shape)} does not match {self.observation_space.shape}")
         with torch.no_grad():
-            actions, _ = self.policy.act(obs[None] if single else obs, deterministic)
+            actions, _ = self.policy.act((obs[None] if single else obs).to(self.device), deterministic)
+        actions = actions.cpu()
         if single:
             return to_env_action(actions[0], self.action_space), None
         return np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions]), None
@@ -103,9 +129,22 @@ class A3C:
         return save_checkpoint(path, self.policy, self.config, counters, self.optimizer)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, verbose: int = 1) -> A3C:
+    def load(cls: type[_Model], path: str | os.PathLike, verbose: int = 1,
+             device: str | None = None) -> _Model:
+        """The model a checkpoint holds; device (A2C) overrides the stored one, e.g. cpu for a GPU run."""
         ckpt = load_checkpoint(path)
-        model = cls(ckpt.config.env_id, config=ckpt.config, verbose=verbose)
+        if ckpt.config.algo != cls.algo:
+            right = ALGORITHMS[ckpt.config.algo].__name__
+            raise CheckpointError(
+                f"{path} holds an {right} model, not {cls.__name__}; load it with {right}.load "
+                "or a3c.load, which picks the class from the checkpoint")
+        return cls._from_checkpoint(ckpt, path, verbose, device)
+
+    @classmethod
+    def _from_checkpoint(cls: type[_Model], ckpt: Checkpoint, path: str | os.PathLike, verbose: int,
+                         device: str | None) -> _Model:
+        config = ckpt.config if device is None else ckpt.config.replace(device=device)
+        model = cls(config.env_id, config=config, verbose=verbose)
         if model.policy.spec != ckpt.spec:
             raise CheckpointError(f"{path}: the env's spaces do not match the network it stores")
         net = ckpt.build_network()
@@ -117,3 +156,49 @@ class A3C:
         model.num_steps = int(ckpt.counters.get("steps", 0))
         model.num_updates = int(ckpt.counters.get("updates", 0))
         return model
+
+
+class A3C(ActorCriticAlgorithm):
+    """Asynchronous advantage actor-critic: Hogwild workers sharing one network and optimizer.
+
+    >>> model = A3C("CartPole-v1", workers=2, seed=0)
+    >>> model.learn(total_steps=200_000)
+    >>> model.save("cartpole.safetensors")
+    """
+
+    algo = "a3c"
+    trainer = A3CTrainer
+
+    def _place(self, net: ActorCritic) -> ActorCritic:
+        return net.share_memory()
+
+    def _shared(self) -> bool:
+        return True
+
+
+class A2C(ActorCriticAlgorithm):
+    """Synchronous advantage actor-critic: one process, a batch of envs, one update per batch.
+
+    The network and its update run on config.device (cpu, cuda, auto); the envs on the CPU.
+
+    >>> model = A2C("CartPole-v1", n_envs=8, seed=0)
+    >>> model.learn(total_steps=200_000)
+    """
+
+    algo = "a2c"
+    trainer = A2CTrainer
+
+    def _device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
+    def _place(self, net: ActorCritic) -> ActorCritic:
+        return net.to(self.device)
+
+
+ALGORITHMS: dict[str, type[ActorCriticAlgorithm]] = {"a3c": A3C, "a2c": A2C}
+
+
+def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None) -> ActorCriticAlgorithm:
+    """An A3C or A2C model, whichever the checkpoint (or run directory) holds."""
+    ckpt = load_checkpoint(path)
+    return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device)

@@ -52,7 +52,7 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, net: ActorCritic) -> dic
     for group in optimizer.param_groups:
         for p in group["params"]:
             for key, value in optimizer.state[p].items():
-                out[f"{names[id(p)]}/{key}"] = value.detach().clone()
+                out[f"{names[id(p)]}/{key}"] = value.detach().cpu().clone()
     return out
 
 
@@ -78,7 +78,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> Path:
     path = Path(path)
-    tensors = {_MODEL + k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    tensors = {_MODEL + k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     if optimizer is not None:
         tensors.update({_OPTIM + k: v.contiguous() for k, v in optimizer_tensors(optimizer, net).items()})
     meta = {

@@ -1,4 +1,4 @@
-"""The `a3c` command: train and eval. Training options are generated from the Config dataclass."""
+"""The `a3c` command: train, eval and plot. Training options are generated from the Config dataclass."""
 
 from __future__ import annotations
 
@@ -50,13 +50,17 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
+        elif "choices" in f.metadata:
+            parser.add_argument(flag, choices=f.metadata["choices"], default=argparse.SUPPRESS,
+                                help=help_text)
         else:
             parser.add_argument(flag, type=_PARSERS[f.type], default=argparse.SUPPRESS,
                                 help=help_text, metavar=f.name.upper())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="a3c", description="Asynchronous advantage actor-critic on Gymnasium.")
+    parser = _Parser(prog="a3c", description="Asynchronous (A3C) and synchronous (A2C) advantage "
+                     "actor-critic on Gymnasium.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = sub.add_parser("train", help="train an agent; ends with a checkpoint and an evaluation")
     train.add_argument("env_id", help="Gymnasium id, e.g. CartPole-v1, or module:EnvName-v0")
@@ -68,18 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON line")
+    plot = sub.add_parser("plot", help="draw learning curves of one or more runs into a PNG")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (episodes.csv)")
+    plot.add_argument("-o", "--output", default="learning_curves.png",
+                      help="PNG to write (default: learning_curves.png)")
+    plot.add_argument("--smooth", type=int, default=None, metavar="EPISODES",
+                      help="moving-average window in episodes (default: about 2%% of a run's episodes)")
+    plot.add_argument("--title", default=None, help="figure title")
+    plot.add_argument("--labels", nargs="+", default=None, help="one legend label per run")
     return parser
 
 
 def _train(args: argparse.Namespace) -> int:
-    from a3c.algorithms import A3C
+    from a3c.algorithms import ALGORITHMS
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("command", "env_id", "quiet", "preset")}
-    model = A3C(args.env_id, preset=getattr(args, "preset", None),
-                verbose=0 if args.quiet else 1, **options)
+    algo = options.get("algo", "a3c")
+    model = ALGORITHMS[algo](args.env_id, preset=getattr(args, "preset", None),
+                             verbose=0 if args.quiet else 1, **options)
     cfg = model.config
-    print(f"a3c: training {cfg.env_id} with {cfg.resolved_workers()} workers, preset {cfg.preset}, "
+    how = (f"{cfg.n_envs} {cfg.vec_env} envs on {model.device}" if algo == "a2c"
+           else f"{cfg.resolved_workers()} workers")
+    print(f"a3c: training {cfg.env_id} with {algo.upper()}, {how}, preset {cfg.preset}, "
           f"up to {cfg.total_steps:,} steps"
           + (f", target return {cfg.target_return:g}" if cfg.target_return is not None else ""),
           file=sys.stderr)
@@ -99,12 +114,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from a3c.algorithms import A3C
+    from a3c.algorithms import load
     from a3c.errors import ConfigError
 
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be positive, got {args.episodes}")
-    model = A3C.load(args.checkpoint, verbose=0)
+    model = load(args.checkpoint, verbose=0, device="cpu")  # A3C or A2C, as the checkpoint says
     result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -116,12 +131,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from a3c.errors import ConfigError
+    from a3c.plotting import plot_runs
+
+    if args.smooth is not None and args.smooth <= 0:
+        raise ConfigError(f"--smooth must be positive, got {args.smooth}")
+    out = plot_runs(args.run_dirs, args.output, window=args.smooth, title=args.title, labels=args.labels)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from a3c.errors import A3CError, WorkerError
 
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval}[args.command](args)
+        return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
     except WorkerError as exc:
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1

@@ -10,10 +10,12 @@ from typing import Any
 
 from a3c.errors import ConfigError
 
-ALGOS = ("a3c",)
+ALGOS = ("a3c", "a2c")
 OPTIMIZERS = ("adam", "rmsprop")
 ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
+VEC_ENVS = ("sync", "async")
+DEVICES = ("cpu", "cuda", "auto")
 
 
 def usable_cores() -> int:
@@ -41,8 +43,11 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
         raise ConfigError(f"{name} must be {annotation}, got {value!r}")
 
 
-def _opt(help: str, **kw: Any) -> Any:
-    return field(metadata={"help": help}, **kw)
+def _opt(help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(metadata=metadata, **kw)
 
 
 @dataclass
@@ -50,10 +55,20 @@ class Config:
     """Everything a run needs. Field docs (``help``) double as the CLI's help text."""
 
     env_id: str = _opt("Gymnasium id, or 'module:EnvName-v0' to import a module first", default="")
-    algo: str = _opt("training driver", default="a3c")
+    algo: str = _opt(
+        "training driver: a3c (asynchronous Hogwild workers) or a2c (one process, a batch of envs)",
+        choices=ALGOS, default="a3c")
     preset: str | None = _opt("named hyper-parameter set (default: chosen from the env id)", default=None)
     # --- run ---
-    workers: int = _opt("worker processes (0: one per usable core)", default=0)
+    workers: int = _opt("A3C: worker processes (0: one per usable core)", default=0)
+    n_envs: int = _opt("A2C: environments stepped as one batch (A3C: one env per worker)", default=8)
+    vec_env: str = _opt(
+        "A2C: step the envs in this process (sync) or one subprocess each (async)",
+        choices=VEC_ENVS, default="sync")
+    device: str = _opt(
+        "where the network and the update run: cpu, cuda, or auto (cuda if available); "
+        "envs always step on the CPU. A2C only: A3C's Hogwild workers run on the CPU",
+        choices=DEVICES, default="cpu")
     seed: int = _opt("base seed; worker w uses seed + w", default=0)
     total_steps: int = _opt("stop after this many env steps over all workers", default=1_000_000)
     max_seconds: float | None = _opt("stop after this much wall time", default=None)
@@ -124,6 +139,13 @@ class Config:
         need(bool(self.env_id), "env_id is required")
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
         need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
+        need(self.n_envs > 0, f"n_envs must be positive, got {self.n_envs}")
+        need(self.vec_env in VEC_ENVS,
+             f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")
+        need(self.device in DEVICES, f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
+        need(self.algo != "a3c" or self.device != "cuda",
+             "device cuda: A3C's Hogwild workers share the network in CPU memory and run on the CPU "
+             "only; use algo a2c for a GPU")
         need(self.total_steps > 0, f"total_steps must be positive, got {self.total_steps}")
         need(self.max_seconds is None or self.max_seconds > 0,
              f"max_seconds must be positive, got {self.max_seconds}")

@@ -19,3 +19,7 @@ class CheckpointError(A3CError):
 
 class WorkerError(A3CError, RuntimeError):
     """A worker process failed and the run could not go on."""
+
+
+class PlotError(A3CError, ValueError):
+    """A run directory to plot has no readable episode log."""

@@ -33,7 +33,7 @@ def to_env_action(action: torch.Tensor, space: gym.Space) -> np.ndarray | int:
     """A network action as the env takes it: an int, or a float array clipped to the Box."""
     if isinstance(space, gym.spaces.Discrete):
         return int(action)
-    return np.clip(action.numpy(), space.low, space.high)
+    return np.clip(action.cpu().numpy(), space.low, space.high)
 
 
 @torch.no_grad()
@@ -42,11 +42,12 @@ def evaluate(
 ) -> EvalResult:
     """Run whole episodes and report the env's own (unshaped) returns."""
     returns, lengths = [], []
+    device = net.value_head.weight.device
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
         while not done:
-            action, _ = net.act(torch.as_tensor(obs)[None], deterministic)
+            action, _ = net.act(torch.as_tensor(obs, device=device)[None], deterministic)
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0], env.action_space))
             total += float(reward)
             length += 1

@@ -27,13 +27,15 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
         rollout.rewards, rollout.values, rollout.next_values,
         rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
     )
-    # One batched forward with autograd over all T*N steps (exact for feed-forward networks).
-    obs = torch.from_numpy(rollout.obs).flatten(0, 1)
-    actions = torch.from_numpy(rollout.actions).flatten(0, 1)
+    # One batched forward with autograd over all T*N steps (exact for feed-forward networks),
+    # on the network's device (A2C may run it on a GPU; the rollout is always in CPU memory).
+    device = net.value_head.weight.device
+    obs = torch.from_numpy(rollout.obs).flatten(0, 1).to(device)
+    actions = torch.from_numpy(rollout.actions).flatten(0, 1).to(device)
     logprobs, entropy, values = net.evaluate_actions(obs, actions)
     loss = actor_critic_loss(
         logprobs, entropy, values,
-        torch.from_numpy(returns).flatten(), torch.from_numpy(advantages).flatten(),
+        torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
         config.value_coef, config.entropy_coef,
     )
     net.zero_grad(set_to_none=False)

@@ -12,14 +12,26 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from a3c.config import Config
 
-def _share_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...]) -> None:
+_BUFFERS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",)}
+
+
+def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], share: bool = True) -> None:
+    """Create torch's state eagerly (as its first step would), in shared memory when `share`.
+
+    Eager state also gives a checkpoint's optimizer tensors a place to be loaded into. The step
+    count stays a CPU tensor, as torch's non-capturable Adam and RMSprop expect, on any device.
+    """
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state[p]
-            state["step"] = torch.zeros((), dtype=torch.float32).share_memory_()
+            state["step"] = torch.zeros((), dtype=torch.float32)
             for name in buffers:
-                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format).share_memory_()
+                state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if share:
+                for value in state.values():
+                    value.share_memory_()
 
 
 class SharedAdam(torch.optim.Adam):
@@ -33,7 +45,7 @@ class SharedAdam(torch.optim.Adam):
         eps: float = 1e-8,
     ):
         super().__init__(params, lr=lr, betas=betas, eps=eps, foreach=True)
-        _share_state(self, ("exp_avg", "exp_avg_sq"))
+        _create_state(self, _BUFFERS["adam"])
 
 
 class SharedRMSprop(torch.optim.RMSprop):
@@ -50,7 +62,7 @@ class SharedRMSprop(torch.optim.RMSprop):
         eps: float = 1e-5,
     ):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
-        _share_state(self, ("square_avg",))
+        _create_state(self, _BUFFERS["rmsprop"])
 
 
 def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, eps: float,
@@ -58,3 +70,20 @@ def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, 
     if name == "adam":
         return SharedAdam(params, lr=lr, eps=eps)
     return SharedRMSprop(params, lr=lr, alpha=alpha, eps=eps)
+
+
+def make_optimizer(config: Config, params: Iterable[nn.Parameter], shared: bool) -> torch.optim.Optimizer:
+    """The configured optimizer: shared for Hogwild workers, or torch's own for one process (A2C).
+
+    Both are torch's Adam or RMSprop with the same hyper-parameters, so the update rule is one.
+    """
+    eps = config.adam_eps if config.optimizer == "adam" else config.rms_eps
+    if shared:
+        return make_shared_optimizer(config.optimizer, params, config.lr, eps, config.rms_alpha)
+    if config.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.lr, eps=eps, foreach=True)
+    else:
+        optimizer = torch.optim.RMSprop(
+            params, lr=config.lr, alpha=config.rms_alpha, eps=eps, foreach=True)
+    _create_state(optimizer, _BUFFERS[config.optimizer], share=False)
+    return optimizer

@@ -28,12 +28,25 @@ PRESETS: dict[str, Preset] = {
             eval_interval=25_000, eval_episodes=10,
         ),
     ),
+    # --- A2C presets (keyed by algo in preset_for) ---
+    "classic-control-a2c": Preset(
+        description="A2C on discrete classic control: 8 envs x 5 steps per update, RMSprop",
+        source="Stable-Baselines3 A2C defaults (n_steps=5, lr=7e-4, RMSprop alpha=0.99 eps=1e-5, "
+        "gamma=0.99, vf_coef=0.5, max_grad_norm=0.5, separate 64-64 tanh torsos) with "
+        "rl-baselines3-zoo hyperparams/a2c.yml for CartPole-v1 (n_envs=8, ent_coef=0.0)",
+        values=dict(
+            n_envs=8, n_steps=5, gamma=0.99, lr=7e-4, optimizer="rmsprop", rms_alpha=0.99,
+            rms_eps=1e-5, entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5,
+            hidden_sizes=(64, 64), activation="tanh", shared_torso=False, total_steps=500_000,
+            eval_interval=25_000, eval_episodes=10,
+        ),
+    ),
 }
 
 
-def preset_for(env_id: str) -> str:
+def preset_for(env_id: str, algo: str = "a3c") -> str:
     """The preset chosen when none is named."""
-    return "classic-control"
+    return "classic-control-a2c" if algo == "a2c" else "classic-control"
 
 
 def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Config:
@@ -41,7 +54,7 @@ def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Co
 
     target_return, unless given (None included), is the env's registered reward threshold.
     """
-    name = preset or preset_for(env_id)
+    name = preset or preset_for(env_id, overrides.get("algo", "a3c"))
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     known = {f.name for f in fields(Config)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -67,13 +68,14 @@ class RolloutCollector:
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
+        to_net, to_numpy = _converters(net)
         for t in range(len(r.rewards)):
-            obs_t = torch.from_numpy(self.obs)
+            obs_t = to_net(self.obs)
             actions, values = net.act(obs_t)
-            actions = actions.numpy()
+            actions = to_numpy(actions)
             r.obs[t] = self.obs
             r.actions[t] = actions
-            r.values[t] = values.numpy()
+            r.values[t] = to_numpy(values)
             env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
             self.obs, rewards, terminated, truncated, info = self.envs.step(env_actions)
             r.rewards[t] = rewards
@@ -83,7 +85,7 @@ class RolloutCollector:
                 r.next_values[t - 1] = r.values[t]
             if "final_obs" in info:
                 self._episode_ends(t, info, net)
-        r.next_values[-1] = net.value(torch.from_numpy(self.obs)).numpy()
+        r.next_values[-1] = to_numpy(net.value(to_net(self.obs)))
         # Where an episode ended, the value of the state after it is not the next row's value.
         ends = r.terminated | r.truncated
         if ends[:-1].any():
@@ -98,7 +100,8 @@ class RolloutCollector:
         for i in np.flatnonzero(info["_final_obs"]):
             # A truncated episode bootstraps from its final observation's value; a terminal one from 0.
             if r.truncated[t, i] and not r.terminated[t, i]:
-                final = torch.as_tensor(np.asarray(info["final_obs"][i], dtype=r.obs.dtype))[None]
+                final = torch.as_tensor(np.asarray(info["final_obs"][i], dtype=r.obs.dtype),
+                                        device=net.value_head.weight.device)[None]
                 self._final_values[t, i] = net.value(final).item()
             else:
                 self._final_values[t, i] = 0.0
@@ -107,3 +110,13 @@ class RolloutCollector:
             stats, mask = final_info["episode"], final_info["_episode"]
             for i in np.flatnonzero(mask):
                 r.episodes.append(Episode(int(i), float(stats["r"][i]), int(stats["l"][i])))
+
+
+def _converters(
+    net: ActorCritic,
+) -> tuple[Callable[[np.ndarray], torch.Tensor], Callable[[torch.Tensor], np.ndarray]]:
+    """NumPy to the net's device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
+    device = net.value_head.weight.device
+    if device.type == "cpu":
+        return torch.from_numpy, torch.Tensor.numpy
+    return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())

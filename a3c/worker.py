@@ -54,6 +54,47 @@ class WorkerReport:
         self.staleness_max = max(self.staleness_max, staleness)
 
 
+class Worker:
+    """One learner of the seed's loop: a network, envs behind a collector, and a backend to sync with.
+
+    A3C runs one per process (run_worker); A2C runs one in the trainer's process over a batch of envs.
+    """
+
+    def __init__(self, rank: int, config: Config, net: ActorCritic, collector: RolloutCollector,
+                 backend: ParameterBackend, start_time: float):
+        self.rank = rank
+        self.config = config
+        self.net = net
+        self.collector = collector
+        self.backend = backend
+        self.start_time = start_time
+        self.report = WorkerReport(rank)
+        self.next_flush = time.monotonic() + config.log_interval
+
+    def update(self) -> None:
+        """Sync, roll out, compute returns and gradients, push: one pass of the loop."""
+        net, backend = self.net, self.backend
+        version = backend.pull(net)                           # theta_w <- theta, phi_w <- phi
+        rollout = self.collector.collect(net)                 # T steps with pi_{theta_w}
+        stats = compute_gradients(net, rollout, self.config)  # returns, advantages, loss, d theta, d phi
+        staleness = backend.push(net, version, rollout.num_steps)  # theta <- theta - alpha d theta
+        self.report.add_update(stats, staleness)
+        if rollout.episodes:
+            now, step = time.time() - self.start_time, backend.global_steps()
+            self.report.episodes.extend((now, step, e.episode_return, e.length) for e in rollout.episodes)
+
+    def flush_due(self) -> bool:
+        return time.monotonic() >= self.next_flush
+
+    def take_report(self) -> WorkerReport:
+        """What happened since the last report, stamped with the time and the global step."""
+        report, self.report = self.report, WorkerReport(self.rank)
+        report.wall_time = time.time() - self.start_time
+        report.global_step = self.backend.global_steps()
+        self.next_flush = time.monotonic() + self.config.log_interval
+        return report
+
+
 def run_worker(
     rank: int,
     config: Config,
@@ -64,29 +105,12 @@ def run_worker(
     start_time: float,
     parent_pid: int | None = None,
 ) -> None:
-    """Loop until the backend says stop: sync, roll out, compute returns and gradients, push."""
-    report = WorkerReport(rank)
-    next_flush = time.monotonic() + config.log_interval
+    """Loop until the backend says stop, reporting every config.log_interval seconds."""
+    worker = Worker(rank, config, net, collector, backend, start_time)
     while not backend.should_stop():
-        version = backend.pull(net)                      # theta_w <- theta, phi_w <- phi
-        rollout = collector.collect(net)                 # T steps with pi_{theta_w}
-        stats = compute_gradients(net, rollout, config)  # returns, advantages, loss, d theta, d phi
-        staleness = backend.push(net, version, rollout.num_steps)  # theta <- theta - alpha d theta
-        report.add_update(stats, staleness)
-        if rollout.episodes:
-            now, step = time.time() - start_time, backend.global_steps()
-            report.episodes.extend((now, step, e.episode_return, e.length) for e in rollout.episodes)
-        if time.monotonic() >= next_flush:
-            _flush(report, backend, start_time, send_report)
-            report = WorkerReport(rank)
-            next_flush = time.monotonic() + config.log_interval
+        worker.update()
+        if worker.flush_due():
+            send_report(worker.take_report())
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the trainer is gone: nobody will read our work
-    _flush(report, backend, start_time, send_report)
-
-
-def _flush(report: WorkerReport, backend: ParameterBackend, start_time: float,
-           send_report: Callable[[WorkerReport], None]) -> None:
-    report.wall_time = time.time() - start_time
-    report.global_step = backend.global_steps()
-    send_report(report)
+    send_report(worker.take_report())

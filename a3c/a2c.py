@@ -1,0 +1,141 @@
+"""The A2C driver: one process steps a batch of envs and applies one synchronous update per rollout.
+
+It is the A3C worker loop with a different backend: the learner's network *is* the global network,
+so ``pull`` copies nothing and ``push`` steps the optimizer at once; no other update can come in
+between, so the staleness is zero by construction. The batch of envs comes from gymnasium.vector;
+the network and the update may run on a GPU while the envs step on the CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+from gymnasium.vector import AutoresetMode
+
+from a3c.config import Config
+from a3c.envs import check_spaces, make_env
+from a3c.errors import ConfigError, EnvError
+from a3c.hogwild import lr_at
+from a3c.networks import ActorCritic
+from a3c.rollout import RolloutCollector
+from a3c.supervisor import Supervisor, TrainResult
+from a3c.worker import Worker, WorkerReport
+
+
+def resolve_device(name: str) -> torch.device:
+    """cpu, cuda, or auto (cuda when torch sees a GPU); a clear error when cuda is asked for and absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device 'cuda' was asked for, but torch sees no CUDA GPU here; use device cpu or auto")
+    return torch.device(name)
+
+
+def make_vector_env(config: Config, seed: int) -> gym.vector.VectorEnv:
+    """config.n_envs copies of the env in one batch, auto-resetting within the step as SingleEnv does."""
+    fns = [functools.partial(make_env, config.env_id, seed + i) for i in range(config.n_envs)]
+    kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
+    try:
+        envs = kind(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    except RuntimeError as exc:
+        if "space" not in str(exc):
+            raise
+        # gymnasium checks that all sub-envs have the same spaces; its hint to use
+        # observation_mode='different' does not apply here: a batch needs one shape.
+        detail = " ".join(str(exc).split(" If this is intentional")[0].split())
+        raise EnvError(
+            f"{config.env_id}: the {config.n_envs} sub-environments of the vector env disagree "
+            f"on their spaces, so they cannot be batched: {detail}"
+        ) from None
+    check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
+    return envs
+
+
+class SyncBackend:
+    """pull: nothing to copy (the learner's network is the global one); push: step the optimizer now."""
+
+    def __init__(self, config: Config, optimizer: torch.optim.Optimizer, start_steps: int,
+                 start_updates: int):
+        self.config = config
+        self.optimizer = optimizer
+        self.steps = start_steps
+        self.updates = start_updates
+
+    def pull(self, net: ActorCritic) -> int:
+        return self.updates
+
+    def push(self, net: ActorCritic, pulled_version: int, steps: int) -> int:
+        if self.config.lr_schedule != "constant":
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.config, self.steps)
+        self.optimizer.step()
+        staleness = self.updates - pulled_version  # 0: nothing runs between our pull and push
+        self.steps += steps
+        self.updates += 1
+        return staleness
+
+    def global_steps(self) -> int:
+        return self.steps
+
+    def should_stop(self) -> bool:
+        return self.steps >= self.config.total_steps
+
+
+class A2CDriver:
+    """One Worker over a batch of envs, stepped by the Supervisor one update at a time."""
+
+    def __init__(self, net: ActorCritic, optimizer: torch.optim.Optimizer, start_steps: int,
+                 start_updates: int):
+        self.net = net
+        self.optimizer = optimizer
+        self.start_steps = start_steps
+        self.start_updates = start_updates
+        self.worker: Worker | None = None
+        self.backend: SyncBackend | None = None
+        self.envs: gym.vector.VectorEnv | None = None
+        self._threads = torch.get_num_threads()
+
+    def start(self, config: Config, start_time: float) -> None:
+        # Everything random in a run follows from the seed: env i resets with seed + i and sampling
+        # uses torch's generator seeded here. A later learn() call starts from a different seed.
+        seed = config.seed + self.start_steps
+        torch.manual_seed(seed)
+        self.envs = make_vector_env(config, seed)
+        collector = RolloutCollector(self.envs, config.n_steps, seed=seed)
+        self.backend = SyncBackend(config, self.optimizer, self.start_steps, self.start_updates)
+        self.worker = Worker(0, config, self.net, collector, self.backend, start_time)
+        # The batch is small: one intra-op thread is faster than several and leaves cores to envs.
+        torch.set_num_threads(1)
+
+    def advance(self) -> list[WorkerReport]:
+        assert self.worker is not None
+        self.worker.update()
+        return [self.worker.take_report()] if self.worker.flush_due() else []
+
+    def stop(self) -> list[WorkerReport]:
+        torch.set_num_threads(self._threads)
+        if self.envs is not None:
+            self.envs.close()
+        return [self.worker.take_report()] if self.worker is not None else []
+
+    def steps(self) -> int:
+        return self.backend.steps if self.backend is not None else self.start_steps
+
+    def updates(self) -> int:
+        return self.backend.updates if self.backend is not None else self.start_updates
+
+
+class A2CTrainer:
+    """Owns one A2C training run of a network that outlives it (learn() may be called again)."""
+
+    def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
+                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1):
+        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose)
+        self.driver = A2CDriver(net, optimizer, start_steps, start_updates)
+
+    def train(self) -> TrainResult:
+        return self.supervisor.run(self.driver)
