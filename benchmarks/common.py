@@ -1,0 +1,83 @@
+"""Shared by the benchmark scripts: run the real `a3c` command and read what its run directory holds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def run_train(env_id: str, run_dir: Path, *options: str,
+              stop_when: Callable[[Path], bool] | None = None) -> float:
+    """Run `a3c train` until it ends, or until stop_when(run_dir) holds and a Ctrl-C (SIGINT) has
+    stopped it; return the epoch time at which the command was launched."""
+    launched = time.time()
+    cmd = [sys.executable, "-m", "a3c.cli", "train", env_id, "--quiet", "--run-dir", str(run_dir),
+           *options]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
+        time.sleep(0.5)
+        if stop_when is not None and (run_dir / "episodes.csv").exists() and stop_when(run_dir):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr}")
+    return launched
+
+
+def start_time(run_dir: Path) -> float:
+    return json.loads((run_dir / "run.json").read_text())["start_time"]
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def time_to_return(run_dir: Path, threshold: float, window: int = 20) -> tuple[float, int] | None:
+    """(seconds since the run started, global step) when the mean of the last `window` episodes
+    first reached `threshold`; None if it never did."""
+    recent: deque[float] = deque(maxlen=window)
+    for row in read_csv(run_dir / "episodes.csv"):
+        recent.append(row["episode_return"])
+        if len(recent) == window and sum(recent) / window >= threshold:
+            return row["wall_time"], int(row["global_step"])
+    return None
+
+
+def steady_rate(run_dir: Path, warmup: float = 2.0) -> float:
+    """Env steps per second between the first update report after `warmup` seconds and the last."""
+    rows = [r for r in read_csv(run_dir / "updates.csv") if r["wall_time"] >= warmup]
+    if len(rows) < 2:
+        raise RuntimeError(f"{run_dir}: too few update reports to measure a rate")
+    first, last = rows[0], rows[-1]
+    return (last["global_step"] - first["global_step"]) / (last["wall_time"] - first["wall_time"])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
