@@ -45,8 +45,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f.metadata.get("help", "")
+        if "default" not in help_text:
+            default = f.default if f.default is not MISSING else None
+            help_text += f" (default: the preset's, else {default})"
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
