@@ -65,7 +65,7 @@ class HogwildBackend:
                  optimizer: torch.optim.Optimizer, counters: SharedCounters, stop: mp.Event):
         self.rank = rank
         self.config = config
-        self.global_params = list(global_net.parameters())
+        self.global_params = global_net.params
         self.optimizer = optimizer
         self.counters = counters
         self.stop = stop
@@ -73,7 +73,7 @@ class HogwildBackend:
 
     def pull(self, net: ActorCritic) -> int:
         with torch.no_grad():
-            torch._foreach_copy_(list(net.parameters()), self.global_params)
+            torch._foreach_copy_(net.params, self.global_params)
         return self.counters.updates()
 
     def push(self, net: ActorCritic, pulled_version: int, steps: int) -> int:

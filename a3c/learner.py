@@ -38,9 +38,12 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
         config.value_coef, config.entropy_coef,
     )
-    net.zero_grad(set_to_none=False)
+    params = net.params
+    # Zero in place: the Hogwild backend's global .grad tensors alias these.
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch._foreach_zero_(grads)
     loss.total.backward()
-    params = list(net.parameters())
     if config.max_grad_norm > 0:
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
     else:

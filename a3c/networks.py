@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -150,6 +151,11 @@ class ActorCritic(nn.Module):
         self._value_features = None if shared else self.value_torso.forward
         self._policy_params = self.policy.forward
         self._value_wb = (self.value_head.weight, self.value_head.bias)
+
+    @functools.cached_property
+    def params(self) -> list[nn.Parameter]:
+        """parameters() as a list, built once: enumerating the modules costs ~15 us per update."""
+        return list(self.parameters())
 
     def forward(self, obs: Tensor) -> tuple[Any, Tensor]:
         """Distribution parameters and V(s) for a batch of observations."""
