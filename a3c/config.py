@@ -122,7 +122,11 @@ class Config:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
         data = dict(data)
         if "hidden_sizes" in data:
-            data["hidden_sizes"] = tuple(data["hidden_sizes"])
+            try:
+                data["hidden_sizes"] = tuple(data["hidden_sizes"])
+            except TypeError:
+                raise ConfigError(f"hidden_sizes must be a list of widths, got {data['hidden_sizes']!r}") \
+                    from None
         return cls(**data).validated()
 
     def validated(self) -> Config:
@@ -146,6 +150,8 @@ class Config:
         need(self.algo != "a3c" or self.device != "cuda",
              "device cuda: A3C's Hogwild workers share the network in CPU memory and run on the CPU "
              "only; use algo a2c for a GPU")
+        # numpy and gymnasium refuse negative seeds and numpy those of 2**32 or more; workers add their rank
+        need(0 <= self.seed < 2**31, f"seed must be in [0, 2**31), got {self.seed}")
         need(self.total_steps > 0, f"total_steps must be positive, got {self.total_steps}")
         need(self.max_seconds is None or self.max_seconds > 0,
              f"max_seconds must be positive, got {self.max_seconds}")
