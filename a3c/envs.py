@@ -92,7 +92,8 @@ class SingleEnv:
         if terminated or truncated:
             final_obs = np.empty(1, dtype=object)
             final_obs[0] = obs
-            info = {"final_obs": final_obs, "_final_obs": _TRUE, "final_info": _batched(info)}
+            info = {"final_obs": final_obs, "_final_obs": _TRUE,
+                    "final_info": _batched(info), "_final_info": _TRUE}
             obs, _ = self.env.reset()
         else:
             info = {}
