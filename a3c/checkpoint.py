@@ -19,6 +19,7 @@ from safetensors.torch import save as safetensors_bytes
 from a3c.config import Config
 from a3c.errors import CheckpointError, ConfigError
 from a3c.networks import ActorCritic, NetworkSpec
+from a3c.optim import make_shared_optimizer
 
 FORMAT = "a3c-checkpoint"
 VERSION = 1
@@ -147,10 +148,36 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         config = Config.from_dict(meta["config"])
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{p}: stored config is invalid: {exc}") from None
-    return Checkpoint(
-        spec=NetworkSpec.from_dict(meta["spec"]),
+    counters = meta["counters"]
+    for key in ("steps", "updates"):
+        value = counters.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{p}: counter {key!r} must be a count, got {value!r}")
+    try:
+        spec = NetworkSpec.from_dict(meta["spec"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
+    checkpoint = Checkpoint(
+        spec=spec,
         config=config,
-        counters=meta["counters"],
+        counters=counters,
         model_state={k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)},
         optimizer_state={k[len(_OPTIM):]: v for k, v in tensors.items() if k.startswith(_OPTIM)},
     )
+    _check_fits(p, checkpoint)
+    return checkpoint
+
+
+def _check_fits(p: Path, ckpt: Checkpoint) -> None:
+    """Load the tensors into the network and optimizer they describe: what loads here loads anywhere."""
+    try:
+        net = ckpt.build_network()
+        if ckpt.optimizer_state:
+            cfg = ckpt.config
+            eps = cfg.adam_eps if cfg.optimizer == "adam" else cfg.rms_eps
+            optimizer = make_shared_optimizer(cfg.optimizer, net.parameters(), cfg.lr, eps, cfg.rms_alpha)
+            load_optimizer_tensors(optimizer, net, ckpt.optimizer_state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{p}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # sizes in the spec that are not sizes
+        raise CheckpointError(f"{p}: network description is malformed: {exc}") from None
