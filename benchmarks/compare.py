@@ -317,7 +317,7 @@ def main() -> None:
     run_dirs: dict[str, list[Path]] = {a: [] for a in args.algos}
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep_runs or Path(tmp)
-        started = time.time()
+        started, load_before = time.time(), os.getloadavg()[0]
         for seed in args.seeds:  # seeds outermost, so slow drift of the machine hits every algorithm
             for algo in args.algos:
                 run_dir = base / f"{algo}-seed{seed}"
@@ -330,13 +330,15 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         png = args.out.with_suffix(".png")
         plot(run_dirs, png, f"{args.env_id}: {args.steps:,} env steps per run", target)
-        total = time.time() - started
+        total, load_after = time.time() - started, os.getloadavg()[0]
     md = "\n".join([
         f"# {args.env_id}: A3C, A2C and Stable-Baselines3 A2C",
         "",
         f"- command: `{command}`",
         f"- machine: {machine()}; code: commit {code_version()}",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; benchmark wall time {total:.0f} s",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; benchmark wall time {total:.0f} s; "
+        f"1-minute load average {load_before:.1f} at the start, {load_after:.1f} at the end "
+        "(other work on the machine slows every run)",
         f"- budget: {args.steps:,} env steps per run; seeds {', '.join(map(str, args.seeds))}; "
         f"A3C {args.workers} workers; both A2Cs {args.n_envs} envs",
         f"- medians over seeds; the time to {target:g} counts from the run's start, over the seeds "
