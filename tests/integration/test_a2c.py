@@ -205,6 +205,21 @@ def test_a2c_gets_its_own_preset():
     assert A3C("CartPole-v1", verbose=0).config.preset == "classic-control"
 
 
+def test_device_transfer_path_learns_exactly_as_the_cpu_fast_path(tmp_path, monkeypatch):
+    """The collector's copy-to-device-and-back path (taken on a GPU), checked here on the CPU."""
+    import a3c.rollout
+
+    fast = _train(tmp_path, "fast", 10, seed=5)
+
+    def always_copy(net):
+        device = net.value_head.weight.device
+        return (lambda a: torch.from_numpy(a).to(device, copy=True)), (lambda t: t.cpu().clone().numpy())
+
+    monkeypatch.setattr(a3c.rollout, "_converters", always_copy)
+    copied = _train(tmp_path, "copied", 10, seed=5)
+    _assert_identical(_state(fast), _state(copied))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_runs_network_and_update_on_the_gpu_and_loads_on_cpu(tmp_path):
     model = _train(tmp_path, "gpu", 20, seed=0, device="cuda", final_eval_episodes=1)
