@@ -1,0 +1,91 @@
+"""Worker processes that die or raise: the run stops with WorkerError, quickly, and keeps its checkpoint."""
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from a3c import A3C, WorkerError
+from a3c.checkpoint import load_checkpoint
+
+SAFETY_SECONDS = 90  # max_seconds for runs that should end by failing: a hang fails, it does not block
+
+
+def worker_processes() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("a3c-worker-")]
+
+
+class Killer(threading.Thread):
+    """Once training visibly runs (the shared weights moved), SIGKILL one worker and note the time."""
+
+    def __init__(self, model: A3C, rank: int):
+        super().__init__(daemon=True)
+        self.model, self.rank = model, rank
+        self.initial = [p.detach().clone() for p in model.policy.parameters()]
+        self.killed_at: float | None = None
+        self.pid: int | None = None
+
+    def _training(self) -> bool:
+        pairs = zip(self.model.policy.parameters(), self.initial, strict=True)
+        return any(not torch.equal(p, q) for p, q in pairs)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            victims = [p for p in worker_processes() if p.name == f"a3c-worker-{self.rank}"]
+            if victims and self._training():
+                self.pid = victims[0].pid
+                os.kill(self.pid, signal.SIGKILL)
+                self.killed_at = time.monotonic()
+                return
+            time.sleep(0.05)
+
+
+def test_a_killed_worker_stops_the_run_quickly_and_the_checkpoint_is_still_written(tmp_path):
+    model = A3C("CartPole-v1", workers=2, seed=0, verbose=0, eval_interval=0, final_eval_episodes=0,
+                checkpoint_interval=0)
+    killer = Killer(model, rank=1)
+    killer.start()
+    with pytest.raises(WorkerError) as info:
+        model.learn(total_steps=10**9, max_seconds=SAFETY_SECONDS, run_dir=tmp_path)
+    raised_at = time.monotonic()
+    killer.join(timeout=1)
+    assert killer.killed_at is not None, "training never started"
+    assert raised_at - killer.killed_at < 15, "the trainer took too long to notice"
+    message = str(info.value)
+    assert "worker 1" in message and "SIGKILL" in message and str(killer.pid) in message
+
+    # what was learned until then is saved: the checkpoint holds the global network as it is now
+    ckpt = load_checkpoint(tmp_path / "model.safetensors")
+    assert ckpt.counters["steps"] > 0 and ckpt.counters["updates"] > 0
+    for name, p in model.policy.state_dict().items():
+        torch.testing.assert_close(ckpt.model_state[name], p, rtol=0, atol=0)
+    assert not worker_processes(), "the surviving worker was left running"
+
+
+def test_a_worker_that_raises_gives_its_traceback(tmp_path):
+    model = A3C("tests.toy_envs:ToyFailing-v0", workers=2, seed=0, verbose=0, eval_interval=0,
+                checkpoint_interval=0, log_interval=0.2)
+    started = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        model.learn(total_steps=10**9, max_seconds=SAFETY_SECONDS, run_dir=tmp_path)
+    assert time.monotonic() - started < 60
+    message = str(info.value)
+    assert "Traceback (most recent call last)" in message
+    assert "RuntimeError: toy env broke on purpose at step 50" in message
+    assert "toy_envs.py" in message  # where it happened, from the worker's own traceback
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not worker_processes()
+
+
+def test_a_worker_failure_through_the_command_exits_1_with_the_traceback(a3c_cli, tmp_path):
+    result = a3c_cli("train", "tests.toy_envs:ToyFailing-v0", "--workers", "1", "--total-steps",
+                     "1000000", "--max-seconds", str(SAFETY_SECONDS), "--run-dir", tmp_path, "--quiet")
+    assert result.returncode == 1
+    assert "a3c: error: worker 0 failed" in result.stderr
+    assert "RuntimeError: toy env broke on purpose" in result.stderr
+    assert (tmp_path / "model.safetensors").is_file()

@@ -1,0 +1,104 @@
+"""Tiny real Gymnasium envs for the tests, registered on import.
+
+Reach them as 'tests.toy_envs:Toy...-v0' so that make_env imports this module, also inside spawned
+worker processes (spawn hands the parent's sys.path, which pytest gave the repository root).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class IdentityEnv(gym.Env):
+    """Observe a one-hot target, get reward 1 for naming it: learnable in a few thousand steps."""
+
+    def __init__(self, n: int = 4):
+        self.n = n
+        self.observation_space = spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
+        self.action_space = spaces.Discrete(n)
+        self.target = 0
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.n, dtype=np.float32)
+        obs[self.target] = 1.0
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.target = int(self.np_random.integers(self.n))
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = 1.0 if int(action) == self.target else 0.0
+        self.target = int(self.np_random.integers(self.n))
+        return self._obs(), reward, False, False, {}
+
+
+class _VectorObsEnv(gym.Env):
+    """A Box observation with whatever action space a subclass sets; steps do nothing."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, dtype=np.float32), 0.0, False, False, {}
+
+
+class MultiDiscreteActionEnv(_VectorObsEnv):
+    action_space = spaces.MultiDiscrete([2, 3])
+
+
+class DictActionEnv(_VectorObsEnv):
+    action_space = spaces.Dict({"move": spaces.Discrete(2), "force": spaces.Box(-1.0, 1.0, (1,))})
+
+
+class UnboundedBoxActionEnv(_VectorObsEnv):
+    action_space = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)
+
+
+class ImageObsEnv(gym.Env):
+    observation_space = spaces.Box(0, 255, (4, 4, 3), dtype=np.uint8)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros((4, 4, 3), dtype=np.uint8), {}
+
+    def step(self, action):
+        return np.zeros((4, 4, 3), dtype=np.uint8), 0.0, False, False, {}
+
+
+class FailingEnv(_VectorObsEnv):
+    """Constructs and resets fine (so the trainer's own envs work), then raises on step `fail_at`."""
+
+    action_space = spaces.Discrete(2)
+    message = "toy env broke on purpose"
+
+    def __init__(self, fail_at: int = 50):
+        self.fail_at = fail_at
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps >= self.fail_at:
+            raise RuntimeError(f"{self.message} at step {self.steps}")
+        return super().step(action)
+
+
+_ENVS = {
+    "ToyIdentity-v0": (IdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyMultiDiscrete-v0": (MultiDiscreteActionEnv, dict(max_episode_steps=10)),
+    "ToyDictAction-v0": (DictActionEnv, dict(max_episode_steps=10)),
+    "ToyUnboundedBox-v0": (UnboundedBoxActionEnv, dict(max_episode_steps=10)),
+    "ToyImageObs-v0": (ImageObsEnv, dict(max_episode_steps=10)),
+    "ToyFailing-v0": (FailingEnv, dict(max_episode_steps=1000)),
+}
+
+for _id, (_cls, _kwargs) in _ENVS.items():
+    if _id not in gym.registry:
+        gym.register(_id, entry_point=_cls, **_kwargs)

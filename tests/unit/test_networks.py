@@ -1,0 +1,125 @@
+"""Actor-critic networks: shapes for every supported space, and distributions that match torch's."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical, Normal
+
+from a3c.networks import ActorCritic, CategoricalHead, GaussianHead, NetworkSpec
+
+DISCRETE = (gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(3))
+BOX = (gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Box(-2, 2, (2,), np.float32))
+
+
+def make_net(spaces, shared=True, hidden=(16, 8), seed=0):
+    torch.manual_seed(seed)
+    return ActorCritic(NetworkSpec.from_spaces(*spaces, hidden_sizes=hidden, shared_torso=shared))
+
+
+def test_spec_from_spaces():
+    assert NetworkSpec.from_spaces(*DISCRETE) == NetworkSpec(4, "discrete", 3)
+    spec = NetworkSpec.from_spaces(*BOX, hidden_sizes=(7,), activation="relu", shared_torso=False)
+    assert spec == NetworkSpec(5, "box", 2, (7,), "relu", False)
+    assert NetworkSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_discrete_shapes(shared):
+    net = make_net(DISCRETE, shared)
+    obs = torch.randn(6, 4)
+    logits, value = net(obs)
+    assert logits.shape == (6, 3) and value.shape == (6,)
+    with torch.no_grad():
+        actions, v = net.act(obs)
+    assert actions.shape == (6,) and v.shape == (6,)
+    assert actions.dtype == torch.int64 and ((actions >= 0) & (actions < 3)).all()
+    logp, entropy, v2 = net.evaluate_actions(obs, actions)
+    assert logp.shape == entropy.shape == v2.shape == (6,)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_gaussian_shapes(shared):
+    net = make_net(BOX, shared)
+    obs = torch.randn(6, 5)
+    (mean, variance), value = net(obs)
+    assert mean.shape == variance.shape == (6, 2) and value.shape == (6,)
+    assert (variance > 0).all()
+    with torch.no_grad():
+        actions, v = net.act(obs)
+    assert actions.shape == (6, 2) and actions.dtype == torch.float32 and v.shape == (6,)
+    logp, entropy, v2 = net.evaluate_actions(obs, actions)
+    assert logp.shape == entropy.shape == v2.shape == (6,)
+
+
+def grad_reaches(loss, params):
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True, retain_graph=True)
+    return any(g is not None and torch.count_nonzero(g) > 0 for g in grads)
+
+
+def test_shared_torso_feeds_both_heads_separate_torsos_do_not():
+    obs = torch.randn(5, 4)
+    shared = make_net(DISCRETE, shared=True)
+    assert shared.value_torso is None
+    logits, value = shared(obs)
+    assert grad_reaches(value.sum(), shared.torso.parameters())
+    assert grad_reaches(logits.sum(), shared.torso.parameters())
+
+    separate = make_net(DISCRETE, shared=False)
+    assert separate.value_torso is not None
+    logits, value = separate(obs)
+    assert grad_reaches(value.sum(), separate.value_torso.parameters())
+    assert not grad_reaches(value.sum(), separate.torso.parameters())
+    assert not grad_reaches(logits.sum(), separate.value_torso.parameters())
+    assert grad_reaches(logits.sum(), separate.torso.parameters())
+
+
+def test_categorical_log_prob_and_entropy_match_torch():
+    torch.manual_seed(1)
+    logits = torch.randn(7, 4) * 3
+    actions = torch.randint(0, 4, (7,))
+    logp, entropy = CategoricalHead.log_prob_entropy(logits, actions)
+    dist = Categorical(logits=logits)
+    torch.testing.assert_close(logp, dist.log_prob(actions))
+    torch.testing.assert_close(entropy, dist.entropy())
+
+
+def test_gaussian_log_prob_and_entropy_match_torch_normal_with_that_variance():
+    torch.manual_seed(2)
+    mean = torch.randn(7, 3)
+    variance = torch.rand(7, 3) * 4 + 0.01
+    actions = torch.randn(7, 3) * 2
+    logp, entropy = GaussianHead.log_prob_entropy((mean, variance), actions)
+    dist = Normal(mean, variance.sqrt())  # Normal takes the standard deviation
+    torch.testing.assert_close(logp, dist.log_prob(actions).sum(-1))
+    torch.testing.assert_close(entropy, dist.entropy().sum(-1))
+
+
+def test_deterministic_act_gives_the_mode():
+    obs = torch.randn(9, 4)
+    net = make_net(DISCRETE)
+    with torch.no_grad():
+        net.policy.linear.bias.copy_(torch.tensor([0.0, 0.3, -0.3]))  # break near-ties of the init
+        actions, _ = net.act(obs, deterministic=True)
+        logits, _ = net(obs)
+    torch.testing.assert_close(actions, logits.argmax(-1))
+
+    net = make_net(BOX)
+    obs = torch.randn(9, 5)
+    with torch.no_grad():
+        actions, _ = net.act(obs, deterministic=True)
+        (mean, _), _ = net(obs)
+    torch.testing.assert_close(actions, mean)
+
+
+def test_sampling_follows_the_distribution():
+    torch.manual_seed(3)
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).expand(20_000, 3)
+    counts = torch.bincount(CategoricalHead.sample(logits, deterministic=False), minlength=3)
+    np.testing.assert_allclose(counts.numpy() / 20_000, [0.1, 0.2, 0.7], atol=0.015)
+
+    mean = torch.tensor([[1.0, -2.0]]).expand(20_000, 2)
+    variance = torch.tensor([[0.25, 4.0]]).expand(20_000, 2)
+    samples = GaussianHead.sample((mean, variance), deterministic=False)
+    np.testing.assert_allclose(samples.mean(0).numpy(), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(samples.var(0).numpy(), [0.25, 4.0], rtol=0.05)

@@ -1,0 +1,158 @@
+"""Shared optimizers: torch's update rule in one process, one set of moments across many."""
+
+import copy
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from a3c.optim import SharedAdam, SharedRMSprop, make_shared_optimizer
+
+LR = 1e-2
+
+
+def gradient_sequence(model: nn.Module, steps: int, seed: int = 0) -> list[list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(p.shape, generator=g) * (1 + k) for p in model.parameters()]
+            for k in range(steps)]
+
+
+def run(optimizer, model, grads):
+    for step_grads in grads:
+        for p, grad in zip(model.parameters(), step_grads, strict=True):
+            p.grad = grad.clone()
+        optimizer.step()
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+
+
+def all_moved(model: nn.Module) -> bool:
+    pairs = zip(model.parameters(), small_model().parameters(), strict=True)
+    return all(not torch.equal(p, q) for p, q in pairs)
+
+
+@pytest.mark.parametrize("foreach", [True, None])
+def test_shared_adam_matches_torch_adam(foreach):
+    ours_model = small_model()
+    ref_model = copy.deepcopy(ours_model)
+    grads = gradient_sequence(ours_model, 25)
+    run(SharedAdam(ours_model.parameters(), lr=LR, eps=1e-5), ours_model, grads)
+    run(torch.optim.Adam(ref_model.parameters(), lr=LR, eps=1e-5, foreach=foreach), ref_model, grads)
+    for ours, ref in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        # the same code path (foreach) is bit for bit; torch's per-tensor default within 1e-7
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0 if foreach else 1e-7)
+    assert all_moved(ours_model)
+
+
+@pytest.mark.parametrize("foreach", [True, None])
+def test_shared_rmsprop_matches_torch_rmsprop(foreach):
+    ours_model = small_model()
+    ref_model = copy.deepcopy(ours_model)
+    grads = gradient_sequence(ours_model, 25)
+    run(SharedRMSprop(ours_model.parameters(), lr=LR, alpha=0.9, eps=1e-5), ours_model, grads)
+    run(torch.optim.RMSprop(ref_model.parameters(), lr=LR, alpha=0.9, eps=1e-5, foreach=foreach),
+        ref_model, grads)
+    for ours, ref in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0 if foreach else 1e-7)
+    assert all_moved(ours_model)
+
+
+def test_shared_rmsprop_is_the_papers_rule():
+    # g = alpha * g + (1 - alpha) * grad^2;  theta -= lr * grad / (sqrt(g) + eps)
+    theta = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    opt = SharedRMSprop([theta], lr=0.1, alpha=0.5, eps=1e-3)
+    g, expected = torch.zeros(2, dtype=torch.float64), theta.detach().clone()
+    for grad in ([3.0, -1.0], [1.0, 2.0]):
+        grad = torch.tensor(grad, dtype=torch.float64)
+        theta.grad = grad.clone()
+        opt.step()
+        g = 0.5 * g + 0.5 * grad**2
+        expected -= 0.1 * grad / (g.sqrt() + 1e-3)
+    torch.testing.assert_close(theta.detach(), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_state_is_created_eagerly_in_shared_memory(name):
+    model = small_model()
+    opt = make_shared_optimizer(name, model.parameters(), lr=LR, eps=1e-5, alpha=0.99)
+    expected = {"adam": {"step", "exp_avg", "exp_avg_sq"}, "rmsprop": {"step", "square_avg"}}[name]
+    for p in model.parameters():
+        state = opt.state[p]
+        assert set(state) == expected
+        for key, tensor in state.items():
+            assert tensor.is_shared(), key
+    # ...and stays the same shared tensors once torch's step has run
+    before = {(id(p), k): t.data_ptr() for p in model.parameters() for k, t in opt.state[p].items()}
+    run(opt, model, gradient_sequence(model, 2))
+    for p in model.parameters():
+        for key, tensor in opt.state[p].items():
+            assert tensor.is_shared() and tensor.data_ptr() == before[(id(p), key)], key
+            assert torch.count_nonzero(tensor) > 0, key
+
+
+# --- several processes -----------------------------------------------------------------------------
+
+PROCESSES = 3
+STEPS = 20
+
+
+class Params(nn.Module):
+    """One private parameter per process, plus one that every process updates."""
+
+    def __init__(self):
+        super().__init__()
+        self.own = nn.ParameterList(nn.Parameter(torch.zeros(4)) for _ in range(PROCESSES))
+        self.common = nn.Parameter(torch.zeros(4))
+
+
+def step_own_parameters(rank: int, shared: list[tuple[Params, torch.optim.Optimizer]]) -> None:
+    """Child process: gradient only on model.own[rank] and model.common; the others have no .grad."""
+    torch.set_num_threads(1)
+    for _ in range(STEPS):
+        for model, optimizer in shared:
+            for p in model.parameters():
+                p.grad = None
+            model.own[rank].grad = torch.ones(4)
+            model.common.grad = torch.ones(4)
+            optimizer.step()
+
+
+def test_updates_from_every_process_land_in_the_shared_parameters():
+    names = ("adam", "rmsprop")
+    shared = []
+    for name in names:
+        model = Params()
+        model.share_memory()
+        shared.append((model, make_shared_optimizer(name, model.parameters(), lr=LR, eps=1e-5, alpha=0.99)))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=step_own_parameters, args=(rank, shared)) for rank in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+
+    for name, (model, optimizer) in zip(names, shared, strict=True):
+        # What one process alone does to a parameter in STEPS steps of gradient 1, in this process.
+        alone = nn.Parameter(torch.zeros(4))
+        reference = make_shared_optimizer(name, [alone], lr=LR, eps=1e-5, alpha=0.99)
+        for _ in range(STEPS):
+            alone.grad = torch.ones(4)
+            reference.step()
+        assert (alone.detach() < 0).all()
+
+        for rank in range(PROCESSES):
+            own = model.own[rank]
+            # only process `rank` touched this parameter: exactly its STEPS updates, all of them landed
+            torch.testing.assert_close(own.detach(), alone.detach(), rtol=0, atol=1e-7)
+            assert optimizer.state[own]["step"].item() == STEPS, name
+            for key, tensor in optimizer.state[own].items():
+                assert torch.count_nonzero(tensor) > 0, (name, rank, key)
+        common = optimizer.state[model.common]
+        # Lock-free increments may be lost in a race, but not all of the other processes' steps.
+        assert STEPS < common["step"].item() <= PROCESSES * STEPS, name
+        assert (model.common.detach() < alone.detach()).all(), name  # moved further than one process
