@@ -37,7 +37,8 @@ def resolve_device(name: str) -> torch.device:
 
 def make_vector_env(config: Config, seed: int) -> gym.vector.VectorEnv:
     """config.n_envs copies of the env in one batch, auto-resetting within the step as SingleEnv does."""
-    fns = [functools.partial(make_env, config.env_id, seed + i) for i in range(config.n_envs)]
+    fns = [functools.partial(make_env, config.env_id, seed + i, training=True)
+           for i in range(config.n_envs)]
     kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
     try:
         envs = kind(fns, autoreset_mode=AutoresetMode.SAME_STEP)

@@ -64,6 +64,8 @@ class ActorCriticAlgorithm:
         spec = NetworkSpec.from_spaces(
             self.observation_space, self.action_space, hidden_sizes=self.config.hidden_sizes,
             activation=self.config.activation, shared_torso=self.config.shared_torso,
+            torso=self.config.torso, core=self.config.core, core_size=self.config.core_size,
+            obs_norm=self.config.obs_norm,
         )
         torch.manual_seed(self.config.seed)
         self.policy = self._place(ActorCritic(spec))
@@ -103,19 +105,32 @@ class ActorCriticAlgorithm:
         return self
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
-                deterministic: bool = False) -> tuple[np.ndarray | int, None]:
-        """Action(s) for one observation or a batch; (action, None) like Stable-Baselines3."""
+                deterministic: bool = False) -> tuple[np.ndarray | int, Any]:
+        """Action(s) for one observation or a batch; (action, None) like Stable-Baselines3.
+
+        A recurrent (LSTM) policy returns (action, state): pass the state back with the next
+        observation, and episode_start (a bool per observation) True where an episode begins.
+        """
         obs = torch.as_tensor(np.asarray(observation, dtype=self.observation_space.dtype))
         single = obs.dim() == len(self.observation_space.shape)
         if obs.shape[-len(self.observation_space.shape):] != self.observation_space.shape:
             raise ConfigError(
                 f"observation shape {tuple(obs.shape)} does not match {self.observation_space.shape}")
+        batch = (obs[None] if single else obs).to(self.device)
         with torch.no_grad():
-            actions, _ = self.policy.act((obs[None] if single else obs).to(self.device), deterministic)
+            if self.policy.recurrent:
+                if state is None:
+                    state = self.policy.initial_state(len(batch))
+                if episode_start is not None:
+                    keep = torch.as_tensor(~np.asarray(episode_start, dtype=bool).reshape(-1, 1))
+                    state = tuple(s * keep.to(s) for s in state)
+                actions, _, state = self.policy.act_recurrent(batch, state, deterministic)
+            else:
+                actions, _ = self.policy.act(batch, deterministic)
         actions = actions.cpu()
         if single:
-            return to_env_action(actions[0], self.action_space), None
-        return np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions]), None
+            return to_env_action(actions[0], self.action_space), state
+        return np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions]), state
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 0) -> EvalResult:
         env = make_env(self.config.env_id)
@@ -149,7 +164,9 @@ class ActorCriticAlgorithm:
             raise CheckpointError(f"{path}: the env's spaces do not match the network it stores")
         net = ckpt.build_network()
         with torch.no_grad():
-            for dst, src in zip(model.policy.parameters(), net.parameters(), strict=True):
+            # state_dict: the parameters and the observation statistics (buffers), in place
+            for dst, src in zip(model.policy.state_dict().values(), net.state_dict().values(),
+                                strict=True):
                 dst.copy_(src)
         if ckpt.optimizer_state:
             load_optimizer_tensors(model.optimizer, model.policy, ckpt.optimizer_state)

@@ -22,7 +22,7 @@ from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_shared_optimizer
 
 FORMAT = "a3c-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
 _MODEL, _OPTIM = "model/", "optim/"
 
 

@@ -16,6 +16,8 @@ ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("sync", "async")
 DEVICES = ("cpu", "cuda", "auto")
+TORSOS = ("auto", "mlp", "a3c-conv", "nature-conv")
+CORES = ("none", "lstm")
 
 
 def usable_cores() -> int:
@@ -94,6 +96,16 @@ class Config:
     hidden_sizes: tuple[int, ...] = _opt("MLP torso layer widths", default=(64, 64))
     activation: str = _opt("MLP activation: tanh or relu", default="tanh")
     shared_torso: bool = _opt("policy and value share the torso (else one torso each)", default=True)
+    torso: str = _opt(
+        "feature extractor: mlp (vectors), a3c-conv (the A3C paper's 16-32 conv, 256 hidden), "
+        "nature-conv (Nature DQN's 32-64-64 conv, 512 hidden), or auto (mlp for vectors, a3c-conv "
+        "for images)", choices=TORSOS, default="auto")
+    core: str = _opt("between torso and heads: none (feed-forward) or lstm (the A3C LSTM agent)",
+                     choices=CORES, default="none")
+    core_size: int = _opt("LSTM cells", default=256)
+    obs_norm: bool = _opt(
+        "normalise vector observations by running mean and variance (shared by the workers, "
+        "saved in the checkpoint)", default=False)
     # --- evaluation, checkpoints, logging ---
     eval_interval: int = _opt(
         "evaluate the global network every this many env steps (0: never)", default=25_000)
@@ -171,6 +183,11 @@ class Config:
         need(self.rms_eps > 0, f"rms_eps must be positive, got {self.rms_eps}")
         need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
              f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        need(self.torso in TORSOS, f"unknown torso {self.torso!r}; choose from {', '.join(TORSOS)}")
+        need(self.core in CORES, f"unknown core {self.core!r}; choose from {', '.join(CORES)}")
+        need(self.core_size > 0, f"core_size must be positive, got {self.core_size}")
+        need(self.core == "none" or self.shared_torso,
+             "core lstm sits between one shared torso and the heads: set shared_torso true")
         need(self.activation in ACTIVATIONS,
              f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         need(self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}")

@@ -7,8 +7,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
+from a3c import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
 from a3c.errors import EnvError
+
+MIN_IMAGE_SIZE = 20  # the smallest frame the A3C paper's conv torso takes
 
 
 def _import_prefix(env_id: str) -> str:
@@ -23,20 +27,65 @@ def _import_prefix(env_id: str) -> str:
     return name
 
 
-def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
-    """Make one environment with episode statistics recorded before any reward shaping."""
+def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
+             render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Make one environment with episode statistics recorded before any reward shaping.
+
+    training=True adds what only the learner sees, above the statistics: for Atari, the loss of a
+    life as an episode end and rewards clipped to [-1, 1]. Evaluation uses training=False: the real
+    game, scored whole.
+    """
     name = _import_prefix(env_id)
+    spec = _find_spec(name, env_id)
     try:
-        env = gym.make(name, **kwargs)
+        if spec is not None and atari.is_atari(spec):
+            env = atari.make_game(name, render_mode=render_mode, **kwargs)
+        else:
+            if render_mode is not None:
+                kwargs["render_mode"] = render_mode
+            env = gym.make(name, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}"
+                       + _install_hint(spec)) from None
     except gym.error.Error as exc:
         raise EnvError(f"unknown or unusable env id {env_id!r}: {exc}") from None
-    except ModuleNotFoundError as exc:
-        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}") from None
+    except (ModuleNotFoundError, ImportError) as exc:
+        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}"
+                       + _install_hint(spec)) from None
     check_spaces(env.observation_space, env.action_space, env_id)
+    space = env.observation_space
+    if len(space.shape) == 1 and space.dtype != np.float32:
+        env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; the nets take float32
     env = gym.wrappers.RecordEpisodeStatistics(env)
+    if training and spec is not None and atari.is_atari(spec):
+        env = atari.learning_wrappers(env)
     if seed is not None:
         env.action_space.seed(seed)
     return env
+
+
+def _find_spec(name: str, env_id: str) -> EnvSpec | None:
+    """The id's registration, registering ale-py's games first where the id is an Atari one."""
+    try:
+        return gym.spec(name)
+    except gym.error.Error:
+        pass
+    if atari.looks_like_atari(name):
+        atari.register()  # EnvError with what to install when ale-py is missing
+        try:
+            return gym.spec(name)
+        except gym.error.Error as exc:
+            raise EnvError(f"unknown Atari id {env_id!r}: {exc}") from None
+    return None  # gym.make will say what is wrong with it
+
+
+def _install_hint(spec: EnvSpec | None) -> str:
+    entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
+    if "mujoco" in entry:
+        return '; MuJoCo envs need: pip install "a3c[mujoco]"'
+    if "box2d" in entry:
+        return '; Box2D envs need: pip install "gymnasium[box2d]"'
+    return ""
 
 
 def check_spaces(obs_space: gym.Space, act_space: gym.Space, env_id: str = "env") -> None:
@@ -44,12 +93,17 @@ def check_spaces(obs_space: gym.Space, act_space: gym.Space, env_id: str = "env"
     if not isinstance(obs_space, gym.spaces.Box):
         raise EnvError(
             f"{env_id}: observation space {obs_space} is not supported; "
-            "the networks take a Box (vector) observation"
+            "the networks take a Box observation (a vector, or a stack of images)"
         )
-    if len(obs_space.shape) != 1:
+    if len(obs_space.shape) not in (1, 3):
         raise EnvError(
             f"{env_id}: observation shape {obs_space.shape} is not supported; "
-            "the MLP torso takes flat vectors"
+            "the networks take flat vectors (MLP torso) or image stacks [C, H, W] (conv torsos)"
+        )
+    if len(obs_space.shape) == 3 and min(obs_space.shape[1:]) < MIN_IMAGE_SIZE:
+        raise EnvError(
+            f"{env_id}: observation shape {obs_space.shape} is not supported; images must be "
+            f"channel-first [C, H, W] with H and W at least {MIN_IMAGE_SIZE} for the conv torsos"
         )
     if isinstance(act_space, gym.spaces.Discrete):
         return

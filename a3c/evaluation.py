@@ -46,8 +46,13 @@ def evaluate(
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
+        state = net.initial_state(1) if net.recurrent else None
         while not done:
-            action, _ = net.act(torch.as_tensor(obs, device=device)[None], deterministic)
+            obs_t = torch.as_tensor(obs, device=device)[None]
+            if state is None:
+                action, _ = net.act(obs_t, deterministic)
+            else:
+                action, _, state = net.act_recurrent(obs_t, state, deterministic)
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0], env.action_space))
             total += float(reward)
             length += 1

@@ -109,9 +109,10 @@ def _worker_main(rank: int, config: Config, global_net: ActorCritic,
     torch.manual_seed(seed)
     np.random.seed(seed)
     try:
-        env = SingleEnv(make_env(config.env_id, seed=seed))
+        env = SingleEnv(make_env(config.env_id, seed=seed, training=True))
         collector = RolloutCollector(env, config.n_steps, seed=seed)
         net = ActorCritic(global_net.spec)
+        net.share_statistics(global_net)  # observation normalisation, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop)
         run_worker(rank, config, net, collector, backend, reports.put, start_time, parent_pid)
         env.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from a3c.config import Config
@@ -27,12 +28,20 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
         rollout.rewards, rollout.values, rollout.next_values,
         rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
     )
-    # One batched forward with autograd over all T*N steps (exact for feed-forward networks),
-    # on the network's device (A2C may run it on a GPU; the rollout is always in CPU memory).
+    # One batched forward with autograd over all T*N steps (exact for feed-forward networks; a
+    # recurrent one reruns the sequence from the rollout's initial state), on the network's device
+    # (A2C may run it on a GPU; the rollout is always in CPU memory).
     device = net.value_head.weight.device
-    obs = torch.from_numpy(rollout.obs).flatten(0, 1).to(device)
-    actions = torch.from_numpy(rollout.actions).flatten(0, 1).to(device)
-    logprobs, entropy, values = net.evaluate_actions(obs, actions)
+    if net.recurrent:
+        resets = np.zeros_like(rollout.terminated)
+        resets[1:] = rollout.terminated[:-1] | rollout.truncated[:-1]
+        logprobs, entropy, values = net.evaluate_sequence(
+            torch.from_numpy(rollout.obs).to(device), torch.from_numpy(rollout.actions).to(device),
+            rollout.initial_state, torch.from_numpy(resets).to(device))
+    else:
+        obs = torch.from_numpy(rollout.obs).flatten(0, 1).to(device)
+        actions = torch.from_numpy(rollout.actions).flatten(0, 1).to(device)
+        logprobs, entropy, values = net.evaluate_actions(obs, actions)
     loss = actor_critic_loss(
         logprobs, entropy, values,
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),

@@ -8,44 +8,89 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from a3c.errors import CheckpointError
+from a3c.config import CORES, TORSOS
+from a3c.errors import CheckpointError, ConfigError
 
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 _LOG_2PI = math.log(2 * math.pi)
+
+
+# Convolutional torsos as (filters, kernel, stride) per layer, then the hidden layer's width.
+CONV_LAYERS = {
+    # Mnih et al. 2016 (A3C), after Mnih et al. 2013: 16 8x8/4, 32 4x4/2, 256 hidden.
+    "a3c-conv": (((16, 8, 4), (32, 4, 2)), 256),
+    # Mnih et al. 2015 (Nature DQN): 32 8x8/4, 64 4x4/2, 64 3x3/1, 512 hidden.
+    "nature-conv": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
+}
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
     """What it takes to rebuild a network without its environment: saved in every checkpoint."""
 
-    obs_dim: int
+    obs_dim: int  # flat size of an observation
     action_kind: str  # "discrete" | "box"
     action_dim: int  # number of actions, or the Box's dimension
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     shared_torso: bool = True
+    obs_shape: tuple[int, ...] = ()  # [C, H, W] of image observations; () for flat vectors
+    torso: str = "mlp"  # "mlp" | "a3c-conv" | "nature-conv"
+    core: str = "none"  # "none" | "lstm"
+    core_size: int = 256
+    obs_norm: bool = False  # running mean/std normalisation of (vector) observations
 
     @classmethod
-    def from_spaces(cls, obs_space: gym.Space, act_space: gym.Space, **options: Any) -> NetworkSpec:
+    def from_spaces(cls, obs_space: gym.Space, act_space: gym.Space, torso: str = "auto",
+                    **options: Any) -> NetworkSpec:
+        """The spec for these spaces; torso 'auto' is the MLP for vectors, the A3C conv for images."""
         if isinstance(act_space, gym.spaces.Discrete):
             kind, dim = "discrete", int(act_space.n)
         else:
             kind, dim = "box", int(act_space.shape[0])
-        return cls(obs_dim=int(obs_space.shape[0]), action_kind=kind, action_dim=dim, **options)
+        shape = tuple(int(n) for n in obs_space.shape)
+        image = len(shape) == 3
+        if torso == "auto":
+            torso = "a3c-conv" if image else "mlp"
+        if torso not in TORSOS:
+            raise ConfigError(f"unknown torso {torso!r}; choose from {', '.join(TORSOS)}")
+        if image and torso == "mlp":
+            raise ConfigError(
+                f"observations are images of shape {shape}, which the MLP torso does not take; "
+                "choose torso a3c-conv, nature-conv or auto")
+        if not image and torso != "mlp":
+            raise ConfigError(
+                f"torso {torso} takes image stacks [C, H, W], but observations have shape {shape}; "
+                "choose torso mlp or auto")
+        if image and options.get("obs_norm"):
+            raise ConfigError("obs_norm normalises vector observations; images are scaled from "
+                              "bytes by the conv torso: turn obs_norm off")
+        core = options.get("core", "none")
+        if core not in CORES:
+            raise ConfigError(f"unknown core {core!r}; choose from {', '.join(CORES)}")
+        if core != "none" and not options.get("shared_torso", True):
+            raise ConfigError("an LSTM core sits between one shared torso and the heads: "
+                              "use shared_torso true with core lstm")
+        return cls(obs_dim=int(np.prod(shape)), action_kind=kind, action_dim=dim,
+                   obs_shape=shape if image else (), torso=torso, **options)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
+        d["obs_shape"] = list(self.obs_shape)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
+        """Also reads the specs of format-1 checkpoints, which had only the MLP fields."""
         try:
-            return cls(**{**data, "hidden_sizes": tuple(data["hidden_sizes"])})
+            return cls(**{**data, "hidden_sizes": tuple(data["hidden_sizes"]),
+                          "obs_shape": tuple(data.get("obs_shape", ()))})
         except (TypeError, KeyError) as exc:
             raise CheckpointError(f"network description is malformed: {exc}") from None
 
@@ -68,6 +113,71 @@ class MLP(nn.Module):
         for weight, bias in self._weights:
             x = self.activation(F.linear(x, weight, bias))
         return x
+
+
+class ConvTorso(nn.Module):
+    """Convolutions over a stack of frames, then one hidden layer; bytes are scaled to [0, 1] here.
+
+    Observations stay uint8 in rollouts (a quarter of the memory of float32) until this forward.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], kind: str):
+        super().__init__()
+        layers, hidden = CONV_LAYERS[kind]
+        channels, height, width = obs_shape
+        convs = []
+        for filters, kernel, stride in layers:
+            convs.append(nn.Conv2d(channels, filters, kernel, stride))
+            channels = filters
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        if height <= 0 or width <= 0:
+            raise ConfigError(f"images of shape {obs_shape} are too small for the {kind} torso")
+        self.convs = nn.ModuleList(convs)
+        self.hidden = nn.Linear(channels * height * width, hidden)
+        self.out_dim = hidden
+        for layer in (*self.convs, self.hidden):
+            nn.init.orthogonal_(layer.weight, math.sqrt(2))
+            nn.init.zeros_(layer.bias)
+        self._convs = [(c.weight, c.bias, c.stride) for c in self.convs]
+        self._hidden = (self.hidden.weight, self.hidden.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x
+        for weight, bias, stride in self._convs:
+            x = torch.relu(F.conv2d(x, weight, bias, stride))
+        return torch.relu(F.linear(x.flatten(1), *self._hidden))
+
+
+class ObsNormalizer(nn.Module):
+    """Running mean and variance of observations (buffers: saved with the weights, shareable).
+
+    A3C workers update the one copy in shared memory without a lock, as they do the weights.
+    """
+
+    clip = 10.0
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ((x - self.mean) * torch.rsqrt(self.var + 1e-8)).clamp_(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, batch: Tensor) -> None:
+        """Merge a batch's moments into the running ones (Chan et al.'s parallel algorithm), in place."""
+        batch = batch.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
+        n = batch.shape[0]
+        b_mean, b_var = batch.mean(0), batch.var(0, unbiased=False)
+        count = float(self.count)
+        total = count + n
+        delta = b_mean - self.mean
+        m2 = self.var * count + b_var * n + delta.square() * (count * n / total)
+        self.mean.add_(delta * (n / total))
+        self.var.copy_(m2 / total)
+        self.count.fill_(total)
 
 
 class CategoricalHead(nn.Module):
@@ -131,16 +241,44 @@ class GaussianHead(nn.Module):
         return logp.sum(-1), entropy.sum(-1)
 
 
+State = tuple[Tensor, Tensor]  # the LSTM core's (h, c), each [N, core_size]
+
+
+def make_torso(spec: NetworkSpec) -> nn.Module:
+    if spec.torso == "mlp":
+        return MLP(spec.obs_dim, spec.hidden_sizes, spec.activation)
+    return ConvTorso(spec.obs_shape, spec.torso)
+
+
+def torso_width(spec: NetworkSpec) -> int:
+    return spec.hidden_sizes[-1] if spec.torso == "mlp" else CONV_LAYERS[spec.torso][1]
+
+
+def _normalized(norm: Any, features: Any, x: Tensor) -> Tensor:
+    return features(norm(x))  # a module-level function: workers receive the network by pickle
+
+
 class ActorCritic(nn.Module):
-    """pi(a|s; theta) and V(s; phi) over shared features (or separate torsos)."""
+    """pi(a|s; theta) and V(s; phi) over shared features (or separate torsos).
+
+    torso (MLP | conv) -> optional LSTM core -> policy head (Categorical | Gaussian) + value head.
+    A network with a core is recurrent: it acts through act_recurrent with a state, and its loss
+    recomputes a rollout's T steps from the state the rollout started with (evaluate_sequence).
+    """
 
     def __init__(self, spec: NetworkSpec):
         super().__init__()
         self.spec = spec
-        self.torso = MLP(spec.obs_dim, spec.hidden_sizes, spec.activation)
+        self.normalizer = ObsNormalizer(spec.obs_dim) if spec.obs_norm else None
+        self.torso = make_torso(spec)
         shared = spec.shared_torso
-        self.value_torso = None if shared else MLP(spec.obs_dim, spec.hidden_sizes, spec.activation)
-        width = spec.hidden_sizes[-1]
+        self.value_torso = None if shared else make_torso(spec)
+        width = torso_width(spec)
+        self.core = nn.LSTMCell(width, spec.core_size) if spec.core == "lstm" else None
+        if self.core is not None:
+            nn.init.zeros_(self.core.bias_ih)
+            nn.init.zeros_(self.core.bias_hh)
+            width = spec.core_size
         head = CategoricalHead if spec.action_kind == "discrete" else GaussianHead
         self.policy = head(width, spec.action_dim)
         self.value_head = nn.Linear(width, 1)
@@ -149,8 +287,17 @@ class ActorCritic(nn.Module):
         # Plain references for the batch-1 hot path: nn.Module attribute lookup costs ~0.3 us each.
         self._policy_features = self.torso.forward
         self._value_features = None if shared else self.value_torso.forward
+        if self.normalizer is not None:
+            norm = self.normalizer.forward
+            self._policy_features = functools.partial(_normalized, norm, self._policy_features)
+            if self._value_features is not None:
+                self._value_features = functools.partial(_normalized, norm, self._value_features)
         self._policy_params = self.policy.forward
         self._value_wb = (self.value_head.weight, self.value_head.bias)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.core is not None
 
     @functools.cached_property
     def params(self) -> list[nn.Parameter]:
@@ -158,7 +305,7 @@ class ActorCritic(nn.Module):
         return list(self.parameters())
 
     def forward(self, obs: Tensor) -> tuple[Any, Tensor]:
-        """Distribution parameters and V(s) for a batch of observations."""
+        """Distribution parameters and V(s) for a batch of observations (feed-forward networks)."""
         # Submodules' forward is called directly: module hooks are not used and cost ~2 us each.
         h = self._policy_features(obs)
         hv = h if self._value_features is None else self._value_features(obs)
@@ -178,3 +325,49 @@ class ActorCritic(nn.Module):
         params, value = self(obs)
         logp, entropy = self.policy.log_prob_entropy(params, actions)
         return logp, entropy, value
+
+    # --- recurrent networks ---
+
+    def initial_state(self, batch: int) -> State:
+        """The LSTM state at the start of an episode: zeros."""
+        device = self.value_head.weight.device
+        zeros = torch.zeros(batch, self.spec.core_size, device=device)
+        return zeros, zeros.clone()
+
+    def step(self, obs: Tensor, state: State) -> tuple[Any, Tensor, State]:
+        """One time step: distribution parameters, V(s) and the next state."""
+        h, c = self.core(self._policy_features(obs), state)
+        return self._policy_params(h), F.linear(h, *self._value_wb).squeeze(-1), (h, c)
+
+    def act_recurrent(self, obs: Tensor, state: State, deterministic: bool = False
+                      ) -> tuple[Tensor, Tensor, State]:
+        """Sample actions with V(s), and the state after this step; call under no_grad."""
+        params, value, state = self.step(obs, state)
+        return self.policy.sample(params, deterministic), value, state
+
+    def evaluate_sequence(self, obs: Tensor, actions: Tensor, state: State, resets: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor]:
+        """log pi, H and V over a [T, N, ...] rollout, rerun from its initial state, with autograd.
+
+        resets[t] (bool [T, N]) zeroes the state before step t: an episode ended at step t-1.
+        The torso runs once over all T*N observations; only the core steps through time.
+        Results are flattened [T*N], time-major, like evaluate_actions on flattened inputs.
+        """
+        T, N = resets.shape
+        features = self._policy_features(obs.flatten(0, 1)).view(T, N, -1)
+        keep = (~resets).unsqueeze(-1).to(features.dtype)
+        h, c = state
+        outputs = []
+        for t in range(T):
+            h, c = self.core(features[t], (h * keep[t], c * keep[t]))
+            outputs.append(h)
+        hs = torch.cat(outputs)
+        params = self._policy_params(hs)
+        logp, entropy = self.policy.log_prob_entropy(params, actions.flatten(0, 1))
+        return logp, entropy, F.linear(hs, *self._value_wb).squeeze(-1)
+
+    def share_statistics(self, other: ActorCritic) -> None:
+        """Use other's observation statistics (in shared memory) instead of our own copy."""
+        if self.normalizer is not None and other.normalizer is not None:
+            for name in ("mean", "var", "count"):
+                setattr(self.normalizer, name, getattr(other.normalizer, name))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import gymnasium as gym
+
+from a3c import atari
 from a3c.config import Config
-from a3c.envs import reward_threshold
-from a3c.errors import ConfigError
+from a3c.envs import make_env, reward_threshold
+from a3c.errors import A3CError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,20 +46,106 @@ PRESETS: dict[str, Preset] = {
             eval_interval=25_000, eval_episodes=10,
         ),
     ),
+    # --- Atari (chosen for ale-py ids) ---
+    "atari": Preset(
+        description="A3C feed-forward on Atari from pixels: the paper's conv torso, shared RMSProp",
+        source="Mnih et al. 2016 (A3C), section 8 and supplementary: 84x84x4 inputs with an action "
+        "repeat of 4, conv 16 8x8/4 - 32 4x4/2 - 256 hidden, gamma 0.99, entropy 0.01, RMSProp "
+        "(shared statistics) with decay 0.99, learning rate annealed linearly to 0, t_max 5. The "
+        "paper samples the learning rate from LogUniform(1e-4, 1e-2); 7e-4 with eps 1e-5, value "
+        "weight 0.5 and gradient norm 0.5 are OpenAI Baselines' A2C Atari defaults (a2c.py). "
+        "T=20 instead of 5: 2 workers instead of the paper's 16 spend less per step on updates",
+        values=dict(
+            torso="a3c-conv", core="none", n_steps=20, gamma=0.99, lr=7e-4, lr_schedule="linear",
+            optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
+            max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=250_000,
+            eval_episodes=3, final_eval_episodes=10, checkpoint_interval=500_000,
+        ),
+    ),
+    "atari-lstm": Preset(
+        description="A3C LSTM on Atari: the paper's conv torso, 256 LSTM cells, shared RMSProp",
+        source="Mnih et al. 2016 (A3C): the LSTM agent adds 256 LSTM cells after the hidden layer; "
+        "the rest as preset 'atari'. T=20 as in ikostrikov/pytorch-a3c (num-steps 20), so that "
+        "the LSTM is trained through 20 steps of time",
+        values=dict(
+            torso="a3c-conv", core="lstm", core_size=256, n_steps=20, gamma=0.99, lr=7e-4,
+            lr_schedule="linear", optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5,
+            entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, shared_torso=True,
+            total_steps=10_000_000, eval_interval=250_000, eval_episodes=3, final_eval_episodes=10,
+            checkpoint_interval=500_000,
+        ),
+    ),
+    "atari-a2c": Preset(
+        description="A2C on Atari: 16 envs x 5 steps, the A3C conv torso, RMSProp",
+        source="OpenAI Baselines A2C Atari defaults (nenvs 16, nsteps 5, lr 7e-4 linear, RMSProp "
+        "alpha 0.99 eps 1e-5, ent 0.01, vf 0.5, max_grad_norm 0.5); rl-baselines3-zoo a2c.yml "
+        "atari uses the same with vf_coef 0.25",
+        values=dict(
+            torso="a3c-conv", n_envs=16, n_steps=5, gamma=0.99, lr=7e-4, lr_schedule="linear",
+            optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
+            max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=250_000,
+            eval_episodes=3, final_eval_episodes=10, checkpoint_interval=500_000,
+        ),
+    ),
+    # --- continuous actions (Pendulum, MuJoCo) ---
+    "continuous-control": Preset(
+        description="Gaussian policy on continuous control (Pendulum, MuJoCo): MLPs, RMSProp, "
+        "observation normalisation",
+        source="rl-baselines3-zoo hyperparams/a2c.yml, Pendulum-v1 (tuned): gamma 0.9, "
+        "gae_lambda 0.9, ent_coef 0.0, vf_coef 0.4, max_grad_norm 0.5, RMSProp, lr lin_7e-4, "
+        "normalize True, n_steps 8; the zoo also uses gSDE and reward normalisation, which we "
+        "do not have",
+        values=dict(
+            n_steps=8, gamma=0.9, gae_lambda=0.9, lr=7e-4, lr_schedule="linear", optimizer="rmsprop",
+            rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.0, value_coef=0.4, max_grad_norm=0.5,
+            hidden_sizes=(64, 64), activation="tanh", shared_torso=False, obs_norm=True,
+            total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
+        ),
+    ),
 }
 
+_A2C_PRESETS = {"classic-control": "classic-control-a2c", "atari": "atari-a2c"}
 
-def preset_for(env_id: str, algo: str = "a3c") -> str:
-    """The preset chosen when none is named."""
-    return "classic-control-a2c" if algo == "a2c" else "classic-control"
+
+def env_family(env_id: str) -> str:
+    """classic-control, atari or continuous-control, judged from the id (and its action space)."""
+    name = env_id.partition(":")[2] if ":" in env_id else env_id
+    if atari.looks_like_atari(name):
+        return "atari"
+    try:
+        spec = gym.spec(name)
+    except gym.error.Error:
+        return "classic-control"  # unknown here: make_env will say what is wrong with it
+    if atari.is_atari(spec):
+        return "atari"
+    entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    if "mujoco" in entry:
+        return "continuous-control"
+    try:
+        env = make_env(env_id)
+    except A3CError:
+        return "classic-control"
+    continuous = isinstance(env.action_space, gym.spaces.Box)
+    env.close()
+    return "continuous-control" if continuous else "classic-control"
+
+
+def preset_for(env_id: str, algo: str = "a3c", core: str = "none") -> str:
+    """The preset chosen when none is named: by the env's family, the algo and the core."""
+    family = env_family(env_id)
+    if family == "atari" and core == "lstm" and algo == "a3c":
+        return "atari-lstm"
+    return _A2C_PRESETS.get(family, family) if algo == "a2c" else family
 
 
 def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Config:
     """Config defaults, then the preset's values, then the caller's; validated.
 
-    target_return, unless given (None included), is the env's registered reward threshold.
+    target_return, unless given (None included), is the env's registered reward threshold;
+    n_envs, unless a preset or the caller sets it, is 8 for A2C's batch and 1 per A3C worker (the
+    paper's one env per actor-learner).
     """
-    name = preset or preset_for(env_id, overrides.get("algo", "a3c"))
+    name = preset or preset_for(env_id, overrides.get("algo", "a3c"), overrides.get("core", "none"))
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     known = {f.name for f in fields(Config)}
@@ -64,6 +153,7 @@ def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Co
     if unknown:
         raise ConfigError(f"unknown hyper-parameter(s): {', '.join(unknown)}")
     values = {**PRESETS[name].values, **overrides}
+    values.setdefault("n_envs", 8 if values.get("algo", "a3c") == "a2c" else 1)
     if "target_return" not in overrides:
         values["target_return"] = reward_threshold(env_id)
     return Config(env_id=env_id, preset=name, **values).validated()

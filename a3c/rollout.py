@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c.networks import ActorCritic
+from a3c.networks import ActorCritic, State
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Rollout:
     terminated: np.ndarray
     truncated: np.ndarray
     episodes: list[Episode] = field(default_factory=list)
+    initial_state: State | None = None  # a recurrent network's state before the first step
 
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
@@ -63,15 +64,58 @@ class RolloutCollector:
         self.obs, _ = envs.reset(seed=seed)
         space = envs.single_action_space
         self.clip = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
+        self.state: State | None = None  # a recurrent network's state, carried across rollouts
 
     @torch.no_grad()
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
+        if net.recurrent:
+            self._collect_recurrent(net)
+        else:
+            to_net, to_numpy = _converters(net)
+            for t in range(len(r.rewards)):
+                obs_t = to_net(self.obs)
+                actions, values = net.act(obs_t)
+                actions = to_numpy(actions)
+                r.obs[t] = self.obs
+                r.actions[t] = actions
+                r.values[t] = to_numpy(values)
+                env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
+                self.obs, rewards, terminated, truncated, info = self.envs.step(env_actions)
+                r.rewards[t] = rewards
+                r.terminated[t] = terminated
+                r.truncated[t] = truncated
+                if t > 0:
+                    r.next_values[t - 1] = r.values[t]
+                if "final_obs" in info:
+                    self._episode_ends(t, info, net)
+            r.next_values[-1] = to_numpy(net.value(to_net(self.obs)))
+        # Where an episode ended, the value of the state after it is not the next row's value.
+        ends = r.terminated | r.truncated
+        if ends[:-1].any():
+            ended_at = np.nonzero(ends[:-1])
+            r.next_values[ended_at] = self._final_values[ended_at]
+        if ends[-1].any():
+            r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
+        if net.normalizer is not None:
+            net.normalizer.update(torch.from_numpy(r.obs))
+        return r
+
+    def _collect_recurrent(self, net: ActorCritic) -> None:
+        """The loop above with the LSTM state carried from step to step, and from rollout to rollout.
+
+        The state is zeroed where an episode ended (terminated or truncated), before the next one's
+        first step; the rollout keeps the state it started from, for the gradient's recomputation.
+        """
+        r = self.rollout
         to_net, to_numpy = _converters(net)
+        n = self.envs.num_envs
+        if self.state is None:
+            self.state = net.initial_state(n)
+        r.initial_state = (self.state[0].clone(), self.state[1].clone())
         for t in range(len(r.rewards)):
-            obs_t = to_net(self.obs)
-            actions, values = net.act(obs_t)
+            actions, values, state = net.act_recurrent(to_net(self.obs), self.state)
             actions = to_numpy(actions)
             r.obs[t] = self.obs
             r.actions[t] = actions
@@ -84,25 +128,26 @@ class RolloutCollector:
             if t > 0:
                 r.next_values[t - 1] = r.values[t]
             if "final_obs" in info:
-                self._episode_ends(t, info, net)
-        r.next_values[-1] = to_numpy(net.value(to_net(self.obs)))
-        # Where an episode ended, the value of the state after it is not the next row's value.
-        ends = r.terminated | r.truncated
-        if ends[:-1].any():
-            ended_at = np.nonzero(ends[:-1])
-            r.next_values[ended_at] = self._final_values[ended_at]
-        if ends[-1].any():
-            r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
-        return r
+                self._episode_ends(t, info, net, state)  # V(final obs) continues the episode's state
+            ends = terminated | truncated
+            if ends.any():
+                keep = torch.from_numpy(~ends).to(state[0].device).unsqueeze(-1).to(state[0].dtype)
+                state = (state[0] * keep, state[1] * keep)
+            self.state = state
+        r.next_values[-1] = to_numpy(net.step(to_net(self.obs), self.state)[1])
 
-    def _episode_ends(self, t: int, info: dict, net: ActorCritic) -> None:
+    def _episode_ends(self, t: int, info: dict, net: ActorCritic, state: State | None = None) -> None:
         r = self.rollout
         for i in np.flatnonzero(info["_final_obs"]):
             # A truncated episode bootstraps from its final observation's value; a terminal one from 0.
             if r.truncated[t, i] and not r.terminated[t, i]:
                 final = torch.as_tensor(np.asarray(info["final_obs"][i], dtype=r.obs.dtype),
                                         device=net.value_head.weight.device)[None]
-                self._final_values[t, i] = net.value(final).item()
+                if state is None:
+                    self._final_values[t, i] = net.value(final).item()
+                else:
+                    own = (state[0][i:i + 1], state[1][i:i + 1])
+                    self._final_values[t, i] = net.step(final, own)[1].item()
             else:
                 self._final_values[t, i] = 0.0
         final_info = info.get("final_info", {})
