@@ -8,16 +8,14 @@ the network and the update may run on a GPU while the envs step on the CPU.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import gymnasium as gym
 import torch
-from gymnasium.vector import AutoresetMode
 
 from a3c.config import Config
-from a3c.envs import check_spaces, make_env
-from a3c.errors import ConfigError, EnvError
+from a3c.envs import make_training_envs
+from a3c.errors import ConfigError
 from a3c.hogwild import lr_at
 from a3c.networks import ActorCritic
 from a3c.rollout import RolloutCollector
@@ -33,27 +31,6 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(
             "device 'cuda' was asked for, but torch sees no CUDA GPU here; use device cpu or auto")
     return torch.device(name)
-
-
-def make_vector_env(config: Config, seed: int) -> gym.vector.VectorEnv:
-    """config.n_envs copies of the env in one batch, auto-resetting within the step as SingleEnv does."""
-    fns = [functools.partial(make_env, config.env_id, seed + i, training=True)
-           for i in range(config.n_envs)]
-    kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
-    try:
-        envs = kind(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    except RuntimeError as exc:
-        if "space" not in str(exc):
-            raise
-        # gymnasium checks that all sub-envs have the same spaces; its hint to use
-        # observation_mode='different' does not apply here: a batch needs one shape.
-        detail = " ".join(str(exc).split(" If this is intentional")[0].split())
-        raise EnvError(
-            f"{config.env_id}: the {config.n_envs} sub-environments of the vector env disagree "
-            f"on their spaces, so they cannot be batched: {detail}"
-        ) from None
-    check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
-    return envs
 
 
 class SyncBackend:
@@ -105,7 +82,7 @@ class A2CDriver:
         # uses torch's generator seeded here. A later learn() call starts from a different seed.
         seed = config.seed + self.start_steps
         torch.manual_seed(seed)
-        self.envs = make_vector_env(config, seed)
+        self.envs = make_training_envs(config, seed)
         collector = RolloutCollector(self.envs, config.n_steps, seed=seed)
         self.backend = SyncBackend(config, self.optimizer, self.start_steps, self.start_updates)
         self.worker = Worker(0, config, self.net, collector, self.backend, start_time)

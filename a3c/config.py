@@ -16,6 +16,7 @@ ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("sync", "async")
 DEVICES = ("cpu", "cuda", "auto")
+BACKENDS = ("local", "ray")
 TORSOS = ("auto", "mlp", "a3c-conv", "nature-conv")
 CORES = ("none", "lstm")
 
@@ -63,7 +64,18 @@ class Config:
     preset: str | None = _opt("named hyper-parameter set (default: chosen from the env id)", default=None)
     # --- run ---
     workers: int = _opt("A3C: worker processes (0: one per usable core)", default=0)
-    n_envs: int = _opt("A2C: environments stepped as one batch (A3C: one env per worker)", default=8)
+    backend: str = _opt(
+        "A3C: where the workers run: local (processes sharing the network's memory) or ray (actors "
+        "on a Ray cluster around a parameter server; pip install \"a3c[ray]\", see docs/distributed.md)",
+        choices=BACKENDS, default="local")
+    ray_address: str | None = _opt(
+        "backend ray: the cluster to join, 'auto' or HOST:PORT (none: start a local Ray instance)",
+        default=None)
+    max_inflight_pushes: int = _opt(
+        "backend ray: gradients a worker may have sent and not yet seen applied; one more waits "
+        "(back-pressure from a busy parameter server)", default=2)
+    n_envs: int = _opt(
+        "environments stepped as one batch: A2C's whole batch, or each A3C worker's", default=1)
     vec_env: str = _opt(
         "A2C: step the envs in this process (sync) or one subprocess each (async)",
         choices=VEC_ENVS, default="sync")
@@ -83,6 +95,9 @@ class Config:
     n_steps: int = _opt("rollout length T between updates", default=20)
     gamma: float = _opt("discount factor", default=0.99)
     gae_lambda: float = _opt("GAE lambda; 1.0 gives the plain n-step returns", default=1.0)
+    reward_scale: float = _opt(
+        "multiply rewards by this in the loss (episode logs and evaluations keep the real ones)",
+        default=1.0)
     entropy_coef: float = _opt("entropy bonus weight c_e", default=0.01)
     value_coef: float = _opt("value loss weight c_v", default=0.5)
     max_grad_norm: float = _opt("clip the gradient's global norm to this (0: no clipping)", default=0.5)
@@ -155,6 +170,16 @@ class Config:
         need(bool(self.env_id), "env_id is required")
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
         need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
+        need(self.backend in BACKENDS,
+             f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        need(self.backend == "local" or self.algo == "a3c",
+             f"backend {self.backend} runs A3C's workers; algo {self.algo} has none (use backend local)")
+        need(self.ray_address is None or self.backend == "ray",
+             "ray_address is set but backend is local: add --backend ray, or drop --ray-address")
+        need(self.ray_address is None or self.ray_address.strip() != "",
+             "ray_address must be 'auto' or HOST:PORT (or none), got an empty string")
+        need(self.max_inflight_pushes > 0,
+             f"max_inflight_pushes must be positive, got {self.max_inflight_pushes}")
         need(self.n_envs > 0, f"n_envs must be positive, got {self.n_envs}")
         need(self.vec_env in VEC_ENVS,
              f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")
@@ -170,6 +195,7 @@ class Config:
         need(self.n_steps > 0, f"n_steps must be positive, got {self.n_steps}")
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         need(0.0 <= self.gae_lambda <= 1.0, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        need(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
         need(self.entropy_coef >= 0, f"entropy_coef must be >= 0, got {self.entropy_coef}")
         need(self.value_coef >= 0, f"value_coef must be >= 0, got {self.value_coef}")
         need(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")

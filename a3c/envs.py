@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
+from gymnasium.vector import AutoresetMode
 
 from a3c import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
+from a3c.config import Config
 from a3c.errors import EnvError
 
 MIN_IMAGE_SIZE = 20  # the smallest frame the A3C paper's conv torso takes
@@ -45,17 +49,17 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
                 kwargs["render_mode"] = render_mode
             env = gym.make(name, **kwargs)
     except gym.error.DependencyNotInstalled as exc:
-        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}"
-                       + _install_hint(spec)) from None
+        raise EnvError(_missing_package(env_id, spec, exc)) from None
     except gym.error.Error as exc:
         raise EnvError(f"unknown or unusable env id {env_id!r}: {exc}") from None
     except (ModuleNotFoundError, ImportError) as exc:
-        raise EnvError(f"env {env_id!r} needs a package that is not installed: {exc}"
-                       + _install_hint(spec)) from None
+        raise EnvError(_missing_package(env_id, spec, exc)) from None
     check_spaces(env.observation_space, env.action_space, env_id)
     space = env.observation_space
     if len(space.shape) == 1 and space.dtype != np.float32:
-        env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; the nets take float32
+        with warnings.catch_warnings():  # bounds lose precision in float32: fine for observations
+            warnings.simplefilter("ignore", UserWarning)
+            env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; nets take float32
     env = gym.wrappers.RecordEpisodeStatistics(env)
     if training and spec is not None and atari.is_atari(spec):
         env = atari.learning_wrappers(env)
@@ -79,13 +83,11 @@ def _find_spec(name: str, env_id: str) -> EnvSpec | None:
     return None  # gym.make will say what is wrong with it
 
 
-def _install_hint(spec: EnvSpec | None) -> str:
+def _missing_package(env_id: str, spec: EnvSpec | None, exc: Exception) -> str:
     entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
     if "mujoco" in entry:
-        return '; MuJoCo envs need: pip install "a3c[mujoco]"'
-    if "box2d" in entry:
-        return '; Box2D envs need: pip install "gymnasium[box2d]"'
-    return ""
+        return f'env {env_id!r} needs MuJoCo, which is not installed: pip install "a3c[mujoco]"'
+    return f"env {env_id!r} needs a package that is not installed: {exc}"
 
 
 def check_spaces(obs_space: gym.Space, act_space: gym.Space, env_id: str = "env") -> None:
@@ -173,3 +175,27 @@ def _batched(info: dict) -> dict:
         out[key] = _batched(value) if isinstance(value, dict) else np.array([value])
         out["_" + key] = _TRUE
     return out
+
+
+def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv:
+    """config.n_envs envs stepped as one batch, seeded seed, seed + 1, ...: an A2C learner's batch, or
+    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward."""
+    if config.n_envs == 1:
+        return SingleEnv(make_env(config.env_id, seed, training=True))
+    fns = [functools.partial(make_env, config.env_id, seed + i, training=True)
+           for i in range(config.n_envs)]
+    kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
+    try:
+        envs = kind(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    except RuntimeError as exc:
+        if "space" not in str(exc):
+            raise
+        # gymnasium checks that all sub-envs have the same spaces; its hint to use
+        # observation_mode='different' does not apply here: a batch needs one shape.
+        detail = " ".join(str(exc).split(" If this is intentional")[0].split())
+        raise EnvError(
+            f"{config.env_id}: the {config.n_envs} sub-environments of the vector env disagree "
+            f"on their spaces, so they cannot be batched: {detail}"
+        ) from None
+    check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
+    return envs

@@ -20,7 +20,7 @@ import torch
 import torch.multiprocessing as mp
 
 from a3c.config import Config
-from a3c.envs import SingleEnv, make_env
+from a3c.envs import make_training_envs
 from a3c.errors import WorkerError
 from a3c.networks import ActorCritic
 from a3c.rollout import RolloutCollector
@@ -105,11 +105,11 @@ def _worker_main(rank: int, config: Config, global_net: ActorCritic,
                  reports: mp.Queue, start_time: float, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
     torch.set_num_threads(1)
-    seed = config.seed + rank
+    seed = config.seed + rank * config.n_envs  # worker w's envs: seed + w * n_envs, + 1, ...
     torch.manual_seed(seed)
     np.random.seed(seed)
     try:
-        env = SingleEnv(make_env(config.env_id, seed=seed, training=True))
+        env = make_training_envs(config, seed)
         collector = RolloutCollector(env, config.n_steps, seed=seed)
         net = ActorCritic(global_net.spec)
         net.share_statistics(global_net)  # observation normalisation, if on: one shared copy

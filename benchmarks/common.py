@@ -6,8 +6,8 @@ import csv
 import json
 import os
 import platform
-import statistics
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -46,7 +46,7 @@ def run_train(env_id: str, run_dir: Path, *options: str,
             break
     _, stderr = proc.communicate()
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr}")
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit status {proc.returncode}:\n{stderr}")
     return launched
 
 
