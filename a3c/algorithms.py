@@ -19,7 +19,7 @@ from a3c.checkpoint import Checkpoint, load_checkpoint, load_optimizer_tensors, 
 from a3c.config import Config
 from a3c.envs import make_env
 from a3c.errors import CheckpointError, ConfigError
-from a3c.evaluation import EvalResult, evaluate, to_env_action
+from a3c.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_optimizer
 from a3c.presets import build_config
@@ -132,8 +132,10 @@ class ActorCriticAlgorithm:
             return to_env_action(actions[0], self.action_space), state
         return np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions]), state
 
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 0) -> EvalResult:
-        env = make_env(self.config.env_id)
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 0,
+                 video_dir: str | os.PathLike | None = None, render: bool = False) -> EvalResult:
+        """Whole episodes of the real env; video_dir records each to an MP4, render shows them."""
+        env = make_eval_env(self.config.env_id, video_dir, render)
         try:
             return evaluate(self.policy, env, episodes, deterministic, seed)
         finally:

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON line")
+    ev.add_argument("--video", metavar="DIR", default=None,
+                    help='record every episode to an MP4 file in DIR (pip install "a3c[video]")')
+    ev.add_argument("--render", action="store_true", help="show the episodes in a window (needs a screen)")
     plot = sub.add_parser("plot", help="draw learning curves of one or more runs into a PNG")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (episodes.csv)")
     plot.add_argument("-o", "--output", default="learning_curves.png",
@@ -122,7 +125,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be positive, got {args.episodes}")
     model = load(args.checkpoint, verbose=0, device="cpu")  # A3C or A2C, as the checkpoint says
-    result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed,
+                            video_dir=args.video, render=args.render)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -130,6 +134,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"{model.config.env_id}: mean return {result.mean_return:.2f} +/- "
               f"{result.std_return:.2f} over {len(result.returns)} {mode} episodes "
               f"(min {min(result.returns):.1f}, max {max(result.returns):.1f})")
+        if args.video:
+            print(f"videos: {args.video}")
     return 0
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from a3c import atari
+from a3c.envs import make_env
+from a3c.errors import ConfigError, EnvError
 from a3c.networks import ActorCritic
 
 
@@ -60,3 +65,36 @@ def evaluate(
         returns.append(total)
         lengths.append(length)
     return EvalResult(returns, lengths)
+
+
+def make_eval_env(env_id: str, video_dir: str | os.PathLike | None = None, render: bool = False) -> gym.Env:
+    """The real env (no learning wrappers), recording every episode to video_dir or shown on screen."""
+    if video_dir is not None and render:
+        raise ConfigError("choose one of --video and --render")
+    if render:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise ConfigError("--render needs a screen, and none is attached here (DISPLAY is not set); "
+                              "record the episodes with --video DIR instead")
+        return _with_render_mode(env_id, "human")
+    if video_dir is None:
+        return make_env(env_id)
+    env = _with_render_mode(env_id, "rgb_array")
+    skip = atari.FRAME_SKIP if hasattr(env.unwrapped, "ale") else 1  # Atari: 1 frame in 4 reaches us
+    fps = env.metadata.get("render_fps") or 30
+    try:
+        return gym.wrappers.RecordVideo(env, str(Path(video_dir)), episode_trigger=lambda _: True,
+                                        name_prefix="eval", fps=max(1, round(fps / max(skip, 1))))
+    except gym.error.DependencyNotInstalled as exc:
+        env.close()
+        raise ConfigError(f'--video needs moviepy: pip install "a3c[video]" ({exc})') from None
+
+
+def _with_render_mode(env_id: str, mode: str) -> gym.Env:
+    try:
+        env = make_env(env_id, render_mode=mode)
+    except EnvError as exc:
+        raise ConfigError(f"{env_id} cannot render ({mode}): {exc}") from None
+    if mode not in env.metadata.get("render_modes", []):
+        env.close()
+        raise ConfigError(f"{env_id} has no render mode {mode!r}: it cannot be watched or recorded")
+    return env

@@ -24,8 +24,9 @@ class UpdateStats:
 
 def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
     """Fill net's .grad with the gradient of the seed's loss on this rollout, clipped by norm."""
+    rewards = rollout.rewards if config.reward_scale == 1.0 else rollout.rewards * config.reward_scale
     returns, advantages = returns_and_advantages(
-        rollout.rewards, rollout.values, rollout.next_values,
+        rewards, rollout.values, rollout.next_values,
         rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
     )
     # One batched forward with autograd over all T*N steps (exact for feed-forward networks; a

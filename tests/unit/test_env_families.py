@@ -1,0 +1,50 @@
+"""Presets chosen from the env id's family, and one clear line when a family's package is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from a3c.presets import PRESETS, build_config, preset_for
+
+
+@pytest.mark.parametrize("env_id, algo, core, preset", [
+    ("CartPole-v1", "a3c", "none", "classic-control"),
+    ("CartPole-v1", "a2c", "none", "classic-control-a2c"),
+    ("ALE/Pong-v5", "a3c", "none", "atari"),
+    ("PongNoFrameskip-v4", "a3c", "lstm", "atari-lstm"),
+    ("ALE/Breakout-v5", "a2c", "none", "atari-a2c"),
+    ("Pendulum-v1", "a3c", "none", "continuous-control"),
+    ("InvertedPendulum-v5", "a2c", "none", "continuous-control"),
+])
+def test_preset_follows_the_family(env_id, algo, core, preset):
+    assert preset_for(env_id, algo, core) == preset
+
+
+def test_every_preset_cites_a_source_and_builds():
+    for name, preset in PRESETS.items():
+        assert len(preset.source) > 40, name
+    cfg = build_config("Pendulum-v1", lr=1e-3)
+    assert cfg.preset == "continuous-control" and cfg.obs_norm and cfg.lr == 1e-3  # CLI overrides win
+    assert cfg.lr_schedule == "linear"
+
+
+def _fails_without(module: str, code: str) -> str:
+    """Run code in a fresh interpreter where importing `module` fails; its stderr's last line."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.modules[{module!r}] = None\n{code}"],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    return out.stderr.strip().splitlines()[-1]
+
+
+def test_mujoco_id_without_mujoco_says_what_to_install():
+    line = _fails_without("mujoco", "from a3c.envs import make_env; make_env('InvertedPendulum-v5')")
+    assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[mujoco]"' in line
+
+
+def test_atari_id_without_ale_py_says_what_to_install():
+    line = _fails_without("ale_py", "from a3c.envs import make_env; make_env('PongNoFrameskip-v4')")
+    assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[atari]"' in line
