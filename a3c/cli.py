@@ -97,8 +97,12 @@ def _train(args: argparse.Namespace) -> int:
     model = ALGORITHMS[algo](args.env_id, preset=getattr(args, "preset", None),
                              verbose=0 if args.quiet else 1, **options)
     cfg = model.config
+    if cfg.backend == "ray":
+        from a3c.distributed import require_ray
+
+        require_ray()  # before anything is printed: one line saying what to install
     how = (f"{cfg.n_envs} {cfg.vec_env} envs on {model.device}" if algo == "a2c"
-           else f"{cfg.resolved_workers()} workers")
+           else f"{cfg.resolved_workers()} workers" + (" on Ray" if cfg.backend == "ray" else ""))
     print(f"a3c: training {cfg.env_id} with {algo.upper()}, {how}, preset {cfg.preset}, "
           f"up to {cfg.total_steps:,} steps"
           + (f", target return {cfg.target_return:g}" if cfg.target_return is not None else ""),

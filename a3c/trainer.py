@@ -1,4 +1,5 @@
-"""The A3C trainer: Hogwild worker processes learn; the shared Supervisor evaluates, checkpoints, stops."""
+"""The A3C trainer: Hogwild worker processes (or Ray actors) learn; the shared Supervisor evaluates,
+checkpoints, stops."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from a3c.config import Config
 from a3c.evaluation import EvalResult
 from a3c.hogwild import SharedCounters, WorkerPool
 from a3c.networks import ActorCritic
-from a3c.supervisor import KEEP_CHECKPOINTS, Supervisor, TrainResult, write_run_info
+from a3c.supervisor import KEEP_CHECKPOINTS, Driver, Supervisor, TrainResult, write_run_info
 from a3c.worker import WorkerReport
 
 __all__ = ["A3CTrainer", "HogwildDriver", "KEEP_CHECKPOINTS", "TrainResult", "write_run_info"]
@@ -51,9 +52,15 @@ class A3CTrainer:
         self.config = config
         self.net = net
         self.run_dir = run_dir
-        self.counters = SharedCounters(config.resolved_workers(), start_steps, start_updates)
         self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose)
-        self.driver = HogwildDriver(net, optimizer, self.counters)
+        self.driver: Driver
+        if config.backend == "ray":
+            from a3c.distributed import RayDriver  # says what to install when Ray is missing
+
+            self.driver = RayDriver(net, optimizer, start_steps, start_updates)
+        else:
+            self.counters = SharedCounters(config.resolved_workers(), start_steps, start_updates)
+            self.driver = HogwildDriver(net, optimizer, self.counters)
 
     def evaluate(self, episodes: int, seed: int) -> EvalResult:
         """Evaluate a snapshot of the global network, so Hogwild writes cannot tear an episode."""

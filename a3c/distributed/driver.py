@@ -1,0 +1,143 @@
+"""The Ray driver: starts the parameter server and the worker actors, relays reports, mirrors the network.
+
+It has the interface of the local HogwildDriver (start, advance, stop, steps, updates), so the
+Supervisor runs it unchanged. The global network lives in the parameter server; after every
+advance the trainer's network and optimizer hold a copy of one version of it, with that version's
+counters, so the Supervisor's evaluations and checkpoints see a consistent state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import ray
+import torch
+
+from a3c.checkpoint import load_optimizer_tensors, optimizer_tensors
+from a3c.config import Config, usable_cores
+from a3c.distributed.parameter_server import ParameterServer, Snapshot
+from a3c.distributed.worker import RolloutWorker
+from a3c.errors import ConfigError, WorkerError
+from a3c.networks import ActorCritic
+from a3c.worker import WorkerReport
+
+WORKER_RESTARTS = 10  # a worker actor that dies is restarted by Ray this many times
+SERVER_TIMEOUT = 60.0  # seconds without an answer from the parameter server before giving up
+STOP_TIMEOUT = 10.0  # seconds for the workers to finish their update once asked to stop
+
+
+def connect(config: Config) -> bool:
+    """Join config.ray_address, or start a local Ray instance; True if this call started Ray.
+
+    A process already connected (ray.init called before) keeps its connection.
+    """
+    if ray.is_initialized():
+        return False
+    if config.ray_address is None:
+        # Logical CPUs are scheduling tokens: allow as many workers as asked, as the local backend does.
+        ray.init(num_cpus=max(usable_cores(), config.resolved_workers()), include_dashboard=False,
+                 logging_level=logging.WARNING, _node_ip_address="127.0.0.1")
+    else:
+        try:
+            ray.init(address=config.ray_address, logging_level=logging.WARNING)
+        except ConnectionError as exc:
+            raise ConfigError(f"cannot join the Ray cluster at {config.ray_address!r}: {exc}") from None
+    return True
+
+
+class RayDriver:
+    """A3C on a Ray cluster: one ParameterServer actor and config.workers RolloutWorker actors."""
+
+    def __init__(self, net: ActorCritic, optimizer: torch.optim.Optimizer, start_steps: int = 0,
+                 start_updates: int = 0):
+        self.net = net
+        self.optimizer = optimizer
+        self._steps = start_steps
+        self._updates = start_updates
+        self.server: ray.actor.ActorHandle | None = None
+        self.workers: list[ray.actor.ActorHandle] = []
+        self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
+        self.worker_counts: dict[int, tuple[int, int]] = {}
+
+    def start(self, config: Config, start_time: float) -> None:
+        if any(True for _ in self.net.buffers()):
+            raise ConfigError("backend ray shares the network's parameters only, not its buffers "
+                              "(obs_norm's running statistics): turn obs_norm off or use backend local")
+        connect(config)
+        workers = config.resolved_workers()
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < workers:
+            raise ConfigError(f"the Ray cluster has {cpus:g} CPUs, and each of the {workers} workers "
+                              "needs one: lower --workers or add nodes")
+        optimizer_state = optimizer_tensors(self.optimizer, self.net)
+        # The server reserves no CPU, so that N workers fill N CPUs; it runs where the driver runs.
+        # Workers find the server by a name unique to this run: what a restarted worker needs to
+        # start again is then in its arguments, not in the object store.
+        server_name = f"a3c-parameter-server-{uuid.uuid4().hex}"
+        server_actor = ray.remote(ParameterServer).options(num_cpus=0, max_restarts=0, name=server_name)
+        self.server = server_actor.remote(config, self.net.spec, self.net.state_dict(), optimizer_state,
+                                          self._steps, self._updates)
+        # A worker that dies is started anew (fresh env, newest parameters) and its run() resumed.
+        worker_actor = ray.remote(RolloutWorker).options(
+            num_cpus=1, max_restarts=WORKER_RESTARTS, max_task_retries=-1)
+        self.workers = [worker_actor.remote(rank, config, self.net.spec, server_name, start_time)
+                        for rank in range(workers)]
+        self.runs = {w.run.remote(): rank for rank, w in enumerate(self.workers)}
+
+    def advance(self) -> list[WorkerReport]:
+        if self.runs:
+            finished, _ = ray.wait(list(self.runs), num_returns=1, timeout=0.1)
+        else:
+            finished = []
+            time.sleep(0.1)
+        reports = self._sync()
+        for ref in finished:
+            rank = self.runs.pop(ref)
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                raise WorkerError(f"worker {rank} died {WORKER_RESTARTS + 1} times; giving up: {exc}") \
+                    from None
+            except ray.exceptions.RayTaskError as exc:
+                raise WorkerError(f"worker {rank} failed:\n{str(exc).rstrip()}") from None
+        return reports
+
+    def stop(self) -> list[WorkerReport]:
+        """Ask the workers to finish, take the last reports and state, then end every actor."""
+        if self.server is None:
+            return []
+        reports: list[WorkerReport] = []
+        try:
+            self.server.request_stop.remote()
+            if self.runs:
+                ray.wait(list(self.runs), num_returns=len(self.runs), timeout=STOP_TIMEOUT)
+            reports = self._sync()
+        except WorkerError:
+            pass  # the server is gone: the network keeps the last version we copied
+        finally:
+            for actor in [*self.workers, self.server]:
+                ray.kill(actor)
+            self.server, self.workers, self.runs = None, [], {}
+        return reports
+
+    def steps(self) -> int:
+        return self._steps
+
+    def updates(self) -> int:
+        return self._updates
+
+    def _sync(self) -> list[WorkerReport]:
+        """Copy the server's current version into our network and optimizer; its reports since last time."""
+        assert self.server is not None
+        try:
+            snapshot: Snapshot = ray.get(self.server.snapshot.remote(), timeout=SERVER_TIMEOUT)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+            raise WorkerError(f"the parameter server was lost, so the run cannot go on: {exc}") from None
+        with torch.no_grad():
+            self.net.load_state_dict(snapshot.model_state)
+        load_optimizer_tensors(self.optimizer, self.net, snapshot.optimizer_state)
+        self._steps, self._updates = snapshot.steps, snapshot.updates
+        self.worker_counts = snapshot.worker_counts
+        return snapshot.reports

@@ -1,0 +1,213 @@
+"""The parameter server: the global network and its optimizer, applying gradients as they arrive.
+
+It is a plain class, made a Ray actor by the driver (``ray.remote(ParameterServer)``), so its
+bookkeeping can be tested without a cluster. Workers push one flat float32 gradient per update;
+every reply carries the newest *published* parameters: a reference into Ray's object store, put
+once per version and shared by all workers (and all of a node's workers read one copy).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from a3c.config import Config
+from a3c.errors import CheckpointError
+from a3c.hogwild import lr_at
+from a3c.networks import ActorCritic, NetworkSpec
+from a3c.optim import make_optimizer
+from a3c.worker import WorkerReport
+
+# A put costs about a millisecond whatever the size (measured on a 2-core machine), so publishing
+# every version would cap the server near 600 updates/s for a small network. The server publishes
+# a new version only once the time since the last put is PUBLISH_SPACING times that put's duration:
+# at most 1 / (1 + PUBLISH_SPACING) of its time goes into puts, and a worker's parameters are at
+# most a few put durations older than the newest version (see docs/distributed.md).
+PUBLISH_SPACING = 4.0
+
+
+def flat_parameters(net: ActorCritic) -> np.ndarray:
+    """All of net's parameters as one float32 vector, in net.parameters() order."""
+    with torch.no_grad():
+        return torch.cat([p.reshape(-1) for p in net.parameters()]).numpy()
+
+
+def flat_gradients(net: ActorCritic) -> np.ndarray:
+    """All of net's gradients as one float32 vector: one buffer to serialize, no per-tensor pickles."""
+    return torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy()
+
+
+def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
+    """Copy a vector made by flat_parameters into net's parameters."""
+    params = list(net.parameters())
+    # Arrays read from the object store are read-only views; torch wants a writable buffer.
+    source = torch.from_numpy(np.array(flat, dtype=np.float32, copy=True))
+    with torch.no_grad():
+        torch._foreach_copy_(params, [s.view_as(p) for s, p in
+                                      zip(source.split([p.numel() for p in params]), params, strict=True)])
+
+
+class Reply(NamedTuple):
+    """What a worker learns from each push: its staleness and the run's state after the update."""
+
+    staleness: int  # updates others applied between the worker's pull and this update
+    version: int  # the version of `params`: the global update count it includes
+    params: Any  # ObjectRef (without Ray: the array) of version's flat parameters; None: sent before
+    steps: int  # env steps of all workers, earlier runs included
+    stop: bool  # the run is over: finish the update in hand and return
+
+
+@dataclass
+class Snapshot:
+    """The global network's state for the driver: to evaluate, checkpoint, and log."""
+
+    steps: int
+    updates: int
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, torch.Tensor]
+    reports: list[WorkerReport]
+    worker_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # rank: (steps, updates)
+
+
+class ParameterServer:
+    """Holds the global network and its optimizer; applies each pushed gradient at once (async A3C)."""
+
+    def __init__(self, config: Config, spec: NetworkSpec, model_state: dict[str, torch.Tensor],
+                 optimizer_state: dict[str, torch.Tensor], start_steps: int = 0, start_updates: int = 0,
+                 put: Callable[[np.ndarray], Any] | None = None,
+                 publish_spacing: float = PUBLISH_SPACING):
+        torch.set_num_threads(1)
+        self.config = config
+        self.net = ActorCritic(spec)
+        self.net.load_state_dict(model_state)
+        self.names = [name for name, _ in self.net.named_parameters()]
+        params = list(self.net.parameters())
+        self.sizes = [p.numel() for p in params]
+        # One flat vector holds every parameter (the network's are views of it), and one its gradient:
+        # a push is one copy, and the optimizer steps one tensor, not one per layer (2x faster).
+        self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+        self.flat.grad = torch.zeros_like(self.flat)
+        self._grad_array = self.flat.grad.numpy()
+        for p, view in zip(params, self.flat.detach().split(self.sizes), strict=True):
+            p.data = view.view_as(p)
+        # The configured torch Adam/RMSprop, as the local backend's: elementwise, so one flat tensor
+        # gives exactly the per-layer result.
+        self.optimizer = make_optimizer(config, [self.flat], shared=False)
+        if optimizer_state:
+            self._load_optimizer_state(optimizer_state)
+        self.version = start_updates  # the global update count: a version of the parameters
+        self.steps = start_steps
+        self.worker_counts: dict[int, list[int]] = {}
+        self._own: dict[int, deque[int]] = {}  # rank: versions its own recent updates produced
+        self._sent: dict[int, int] = {}  # rank: the published version whose reference it has
+        self.reports: list[WorkerReport] = []
+        self.stopping = False
+        if put is None:
+            import ray
+
+            put = ray.put
+        self._put = put
+        self.publish_spacing = publish_spacing
+        self.puts = 0
+        self._published: tuple[int, Any] = (-1, None)
+        self._next_publish = 0.0  # monotonic time from which a new version may be put
+        self._publish(force=True)
+
+    # --- the workers' calls ---
+
+    def latest(self, rank: int) -> Reply:
+        """The newest parameters (published now if need be): a worker's first pull."""
+        self._publish(force=True)
+        self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
+        return self._reply(rank, 0)
+
+    def push(self, rank: int, grads: np.ndarray, pulled_version: int, steps: int) -> Reply:
+        """theta <- theta - alpha * grads (the optimizer's rule), counting `steps` env steps of `rank`."""
+        own = self._own.setdefault(rank, deque())
+        while own and own[0] <= pulled_version:  # a worker's pulls only move forward
+            own.popleft()
+        # Versions applied since the pull, less this worker's own updates still in flight then.
+        staleness = self.version - pulled_version - len(own)
+        self._grad_array[:] = grads
+        if self.config.lr_schedule != "constant":
+            lr = lr_at(self.config, self.steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        self.optimizer.step()
+        self.version += 1
+        self.steps += steps
+        counts = self.worker_counts.setdefault(rank, [0, 0])
+        counts[0] += steps
+        counts[1] += 1
+        own.append(self.version)
+        self._publish()
+        return self._reply(rank, staleness)
+
+    def report(self, report: WorkerReport) -> None:
+        """Hold a worker's report (episodes, update statistics) until the driver collects it."""
+        self.reports.append(report)
+
+    def should_stop(self) -> bool:
+        return self.stopping or self.steps >= self.config.total_steps
+
+    # --- the driver's calls ---
+
+    def snapshot(self) -> Snapshot:
+        """Parameters, optimizer state and counters of one version, and the reports since the last call."""
+        reports, self.reports = self.reports, []
+        return Snapshot(
+            steps=self.steps, updates=self.version,
+            model_state={k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            optimizer_state=self._optimizer_state(),
+            reports=reports,
+            worker_counts={rank: (s, u) for rank, (s, u) in self.worker_counts.items()},
+        )
+
+    def request_stop(self) -> None:
+        self.stopping = True
+
+    def stats(self) -> dict[str, float]:
+        """For benchmarks: updates applied, puts made, and this process's CPU time."""
+        return {"updates": self.version, "puts": self.puts, "cpu_seconds": time.process_time()}
+
+    def _optimizer_state(self) -> dict[str, torch.Tensor]:
+        """The flat optimizer state keyed per parameter, as a3c.checkpoint.optimizer_tensors keys it."""
+        out = {}
+        for key, value in self.optimizer.state[self.flat].items():
+            parts = value.split(self.sizes) if value.dim() else [value] * len(self.names)  # step: shared
+            for name, part, p in zip(self.names, parts, self.net.parameters(), strict=True):
+                out[f"{name}/{key}"] = (part.view_as(p) if value.dim() else part).clone()
+        return out
+
+    def _load_optimizer_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        for key, value in self.optimizer.state[self.flat].items():
+            try:
+                parts = [tensors[f"{name}/{key}"] for name in self.names]
+            except KeyError as exc:
+                raise CheckpointError(f"optimizer state {exc.args[0]} missing") from None
+            with torch.no_grad():
+                value.copy_(torch.cat([t.reshape(-1) for t in parts]) if value.dim() else parts[0])
+
+    def _reply(self, rank: int, staleness: int) -> Reply:
+        version, ref = self._published
+        if self._sent.get(rank) == version:
+            ref = None  # a reference in a reply costs the server ~0.25 ms: send each one once
+        else:
+            self._sent[rank] = version
+        return Reply(staleness, version, ref, self.steps, self.should_stop())
+
+    def _publish(self, force: bool = False) -> None:
+        """Put the newest version in the object store, at most once per version, spaced out in time."""
+        now = time.monotonic()
+        if self._published[0] != self.version and (force or now >= self._next_publish):
+            self._published = (self.version, self._put(self.flat.detach().numpy()))  # put copies
+            done = time.monotonic()
+            self._next_publish = done + self.publish_spacing * (done - now)
+            self.puts += 1

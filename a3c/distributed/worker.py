@@ -1,0 +1,113 @@
+"""A3C workers as Ray actors: the local backend's loop (run_worker) behind a Ray pull and push.
+
+Pushes are asynchronous: a worker sends its gradient and goes on with its next rollout, keeping at
+most ``config.max_inflight_pushes`` pushes unanswered; one more waits for the oldest, so a slow
+parameter server slows its workers down instead of queueing their gradients without bound. Pulls
+never wait: they load the newest parameters the server's replies have announced.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+import numpy as np
+import ray
+import torch
+
+from a3c.config import Config
+from a3c.distributed.parameter_server import Reply, flat_gradients, load_flat_parameters
+from a3c.envs import SingleEnv, make_env
+from a3c.networks import ActorCritic, NetworkSpec
+from a3c.rollout import RolloutCollector
+from a3c.worker import WorkerReport, run_worker
+
+
+class RayBackend:
+    """pull: load the newest published parameters; push: send the flat gradient to the server."""
+
+    def __init__(self, rank: int, config: Config, server: ray.actor.ActorHandle):
+        self.rank = rank
+        self.config = config
+        self.server = server
+        self.version = -1  # of the parameters in our network
+        self.pending: deque[ray.ObjectRef] = deque()  # unanswered pushes, oldest first
+        self.staleness: deque[int] = deque()  # answered pushes' staleness, not yet handed out
+        self.latest: Reply = ray.get(server.latest.remote(rank))
+        self.params = self.latest.params  # reference to the newest published parameters we know of
+
+    def pull(self, net: ActorCritic) -> int:
+        if self.pending:
+            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=0)
+            done = set(ready)
+            while self.pending and self.pending[0] in done:  # in order: replies only move forward
+                self._take(ray.get(self.pending.popleft()))
+        if self.latest.version != self.version:
+            params = self.params
+            load_flat_parameters(net, ray.get(params) if isinstance(params, ray.ObjectRef) else params)
+            self.version = self.latest.version
+        return self.version
+
+    def push(self, net: ActorCritic, pulled_version: int, steps: int) -> int:
+        """Send the gradient; return the staleness of an earlier push (known once it is applied).
+
+        Each push's staleness is handed out once, in order, by a later call, so a report's sums count
+        every applied update but the last few in flight, and the first calls return 0.
+        """
+        while len(self.pending) >= self.config.max_inflight_pushes:
+            self._take(ray.get(self.pending.popleft()))  # back-pressure: wait for the oldest
+        self.pending.append(self.server.push.remote(self.rank, flat_gradients(net), pulled_version, steps))
+        return self.staleness.popleft() if self.staleness else 0
+
+    def global_steps(self) -> int:
+        return self.latest.steps
+
+    def should_stop(self) -> bool:
+        return self.latest.stop or self.latest.steps >= self.config.total_steps
+
+    def drain(self) -> None:
+        """Wait until every push sent has been applied."""
+        while self.pending:
+            self._take(ray.get(self.pending.popleft()))
+
+    def _take(self, reply: Reply) -> None:
+        self.staleness.append(reply.staleness)
+        self.latest = reply  # the server answers our pushes in order: versions only move forward
+        if reply.params is not None:  # a version not announced to us before
+            self.params = reply.params
+
+
+class RolloutWorker:
+    """One A3C worker (made a Ray actor by the driver): an env, a network, the loop, a RayBackend."""
+
+    def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_name: str,
+                 start_time: float):
+        torch.set_num_threads(1)
+        seed = config.seed + rank
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        self.rank = rank
+        self.config = config
+        self.server = ray.get_actor(server_name)
+        self.start_time = start_time
+        self.env = SingleEnv(make_env(config.env_id, seed=seed, training=True))
+        self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
+        self.net = ActorCritic(spec)
+        self.backend = RayBackend(rank, config, self.server)
+        self._last_report: ray.ObjectRef | None = None
+
+    def run(self) -> int:
+        """The worker loop until the server says stop; every push applied and report delivered."""
+        run_worker(self.rank, self.config, self.net, self.collector, self.backend, self._send_report,
+                   self.start_time)
+        self.backend.drain()
+        if self._last_report is not None:
+            ray.get(self._last_report)  # the server runs our calls in order: all earlier ones too
+        self.env.close()
+        return self.rank
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _send_report(self, report: WorkerReport) -> None:
+        self._last_report = self.server.report.remote(report)

@@ -1,0 +1,149 @@
+"""The Ray backend on a real local Ray cluster (2 CPUs, loopback), started once for this module.
+
+Skipped where Ray is not installed, except the test that `--backend ray` then says what to install.
+"""
+
+import csv
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from a3c import A3C, WorkerError
+from a3c.checkpoint import load_checkpoint
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_without_ray_backend_ray_says_what_to_install(a3c_cli, tmp_path, monkeypatch):
+    stub = tmp_path / "stub" / "ray"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(stub.parent))
+    result = a3c_cli("train", "CartPole-v1", "--backend", "ray", "--run-dir", tmp_path / "run")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("a3c: error:"), result.stderr
+    assert 'pip install "a3c[ray]"' in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray instance on loopback with 2 CPUs; yields its address for clients to join."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             _node_ip_address="127.0.0.1")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture
+def drivers(monkeypatch):
+    """The RayDrivers started during a test, to reach their actors from the outside."""
+    from a3c.distributed.driver import RayDriver
+
+    started = []
+    start = RayDriver.start
+
+    def recording_start(self, config, start_time):
+        started.append(self)
+        start(self, config, start_time)
+
+    monkeypatch.setattr(RayDriver, "start", recording_start)
+    return started
+
+
+def after(condition, timeout=120.0):
+    """Wait until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_cartpole_is_solved_with_the_ray_backend(cluster, tmp_path):
+    # Measured on a 2-core machine: the greedy evaluation reaches 500 after 20k-40k steps.
+    model = A3C("CartPole-v1", backend="ray", workers=2, seed=0, verbose=0, eval_interval=5_000,
+                eval_episodes=5, final_eval_episodes=20, checkpoint_interval=10_000)
+    model.learn(total_steps=150_000, target_return=500.0, run_dir=tmp_path)
+    result = model.last_result
+    assert result.final_eval.mean_return >= 475.0, result
+    # The same run directory as a local run, with the staleness the server measured.
+    for name in ("episodes.csv", "updates.csv", "evaluations.csv", "run.json", "model.safetensors"):
+        assert (tmp_path / name).is_file(), name
+    updates = rows(tmp_path / "updates.csv")
+    assert {row["worker"] for row in updates} == {"0", "1"}
+    assert 0 < result.staleness_mean and result.staleness_max < 100
+    ckpt = load_checkpoint(tmp_path / "model.safetensors")
+    assert ckpt.config.backend == "ray" and ckpt.counters["steps"] == result.steps
+    assert ckpt.optimizer_state  # the server's optimizer state came back with its parameters
+    loaded = A3C.load(tmp_path, verbose=0)
+    assert loaded.evaluate(5, seed=1_000_000).mean_return >= 475.0
+
+
+@pytest.mark.slow
+def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, drivers, tmp_path):
+    import ray
+
+    model = A3C("CartPole-v1", backend="ray", workers=2, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0, log_interval=0.5)
+    killed_at = []
+
+    def kill_worker_0():
+        after(lambda: drivers and drivers[0].steps() >= 3_000)
+        ray.kill(drivers[0].workers[0], no_restart=False)  # as if its process crashed
+        killed_at.append(time.time())
+
+    killer = threading.Thread(target=kill_worker_0, daemon=True)
+    killer.start()
+    model.learn(total_steps=25_000, run_dir=tmp_path)
+    killer.join(timeout=5)
+    assert killed_at, "the worker was never killed"
+    assert model.last_result.stop_reason == "total_steps" and model.num_steps >= 25_000
+    # The restarted worker 0 went on learning: it finished episodes and updates after the kill.
+    start = json.loads((tmp_path / "run.json").read_text())["start_time"]
+    late = [r for r in rows(tmp_path / "updates.csv")
+            if r["worker"] == "0" and start + float(r["wall_time"]) > killed_at[0] + 0.5]
+    assert late, "worker 0 never reported again after it was killed"
+
+
+@pytest.mark.slow
+def test_losing_the_parameter_server_stops_the_run_and_keeps_the_checkpoints(cluster, drivers, tmp_path):
+    import ray
+
+    model = A3C("CartPole-v1", backend="ray", workers=2, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0, checkpoint_interval=2_000)
+    periodic = tmp_path / "checkpoints"
+
+    def kill_server():
+        after(lambda: drivers and any(periodic.glob("step_*.safetensors")))
+        ray.kill(drivers[0].server)
+
+    threading.Thread(target=kill_server, daemon=True).start()
+    with pytest.raises(WorkerError, match="parameter server was lost"):
+        model.learn(total_steps=10**7, run_dir=tmp_path)
+    for path in [*periodic.glob("step_*.safetensors"), tmp_path / "model.safetensors"]:
+        assert load_checkpoint(path).counters["steps"] > 0, path
+
+
+@pytest.mark.slow
+def test_the_command_joins_a_cluster_by_address_and_eval_and_plot_work(cluster, a3c_cli, tmp_path):
+    run = tmp_path / "run"
+    result = a3c_cli("train", "CartPole-v1", "--backend", "ray", "--ray-address", cluster,
+                     "--workers", "2", "--total-steps", "6000", "--eval-interval", "0",
+                     "--final-eval-episodes", "2", "--run-dir", run, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "2 workers on Ray" in result.stderr
+    assert load_checkpoint(run / "model.safetensors").counters["steps"] >= 6000
+    evaluation = a3c_cli("eval", run, "--episodes", "2")
+    assert evaluation.returncode == 0 and "mean return" in evaluation.stdout, evaluation.stderr
+    plot = a3c_cli("plot", run, "-o", tmp_path / "curves.png")
+    assert plot.returncode == 0 and (tmp_path / "curves.png").stat().st_size > 0, plot.stderr

@@ -1,0 +1,144 @@
+"""The parameter server's bookkeeping, without Ray: update rule, staleness, publication, state."""
+
+import numpy as np
+import pytest
+import torch
+
+from a3c.checkpoint import load_optimizer_tensors, optimizer_tensors
+from a3c.distributed.parameter_server import (
+    ParameterServer,
+    flat_gradients,
+    flat_parameters,
+    load_flat_parameters,
+)
+from a3c.networks import ActorCritic, NetworkSpec
+from a3c.optim import make_optimizer
+from a3c.presets import build_config
+
+SPEC = NetworkSpec(obs_dim=4, action_kind="discrete", action_dim=2, hidden_sizes=(8, 8),
+                   shared_torso=False)
+
+
+class Store:
+    """Stands in for ray.put: counts puts and keeps a copy, as the object store does."""
+
+    def __init__(self):
+        self.puts = []
+
+    def __call__(self, array):
+        self.puts.append(np.array(array, copy=True))
+        return len(self.puts) - 1
+
+
+def server(optimizer="adam", total_steps=10**6, **kw):
+    config = build_config("CartPole-v1", optimizer=optimizer, hidden_sizes=(8, 8), total_steps=total_steps)
+    torch.manual_seed(0)
+    net = ActorCritic(SPEC)
+    opt = make_optimizer(config, net.parameters(), shared=True)
+    store = Store()
+    ps = ParameterServer(config, SPEC, net.state_dict(), optimizer_tensors(opt, net), put=store, **kw)
+    return ps, net, opt, store
+
+
+def gradient(seed):
+    g = torch.Generator().manual_seed(seed)
+    net = ActorCritic(SPEC)
+    for p in net.parameters():
+        p.grad = torch.randn(p.shape, generator=g)
+    return net, flat_gradients(net)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_pushed_gradients_update_as_the_local_shared_optimizer_does(name):
+    ps, net, opt, _ = server(name, publish_spacing=0)
+    for seed in range(3):
+        source, flat = gradient(seed)
+        ps.push(0, flat, ps.version, 10)
+        for p, q in zip(net.parameters(), source.parameters(), strict=True):
+            p.grad = q.grad.clone()
+        opt.step()
+    snapshot = ps.snapshot()
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(snapshot.model_state[key], value)
+    expected = optimizer_tensors(opt, net)
+    assert snapshot.optimizer_state.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(snapshot.optimizer_state[key], value)
+    assert (snapshot.steps, snapshot.updates) == (30, 3)
+
+
+def test_optimizer_state_goes_in_and_out_by_parameter_name():
+    ps, net, opt, _ = server()
+    ps.push(0, gradient(0)[1], 0, 5)
+    state = ps.snapshot().optimizer_state
+    again = ParameterServer(ps.config, SPEC, ps.snapshot().model_state, state, put=Store())
+    for key, value in again.snapshot().optimizer_state.items():
+        torch.testing.assert_close(value, state[key])
+    load_optimizer_tensors(opt, net, state)  # what the driver does with it: fits the trainer's optimizer
+
+
+def test_staleness_counts_updates_by_others_between_pull_and_push():
+    ps, *_ = server()
+    g = gradient(0)[1]
+    assert ps.push(1, g, 0, 1).staleness == 0
+    pulled = ps.version  # worker 0 pulls version 1
+    ps.push(1, g, 1, 1)
+    ps.push(1, g, 2, 1)
+    assert ps.push(0, g, pulled, 1).staleness == 2
+    # Two pushes from the same pull (the first still in flight at the pull): its own update is no
+    # one else's, so only worker 1's update counts.
+    pulled = ps.version
+    assert ps.push(0, g, pulled, 1).staleness == 0
+    ps.push(1, g, ps.version, 1)
+    assert ps.push(0, g, pulled, 1).staleness == 1
+
+
+def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_worker():
+    ps, _, _, store = server(publish_spacing=0)
+    assert len(store.puts) == 1 and ps.latest(0).params == 0
+    assert ps.latest(1).params == 0 and len(store.puts) == 1  # same version: no new put
+    g = gradient(0)[1]
+    reply = ps.push(0, g, 0, 1)
+    assert (reply.version, reply.params, len(store.puts)) == (1, 1, 2)
+    np.testing.assert_array_equal(store.puts[1], flat_parameters(ps.net))
+    assert ps.latest(0).params == 1  # a (re)started worker always gets the reference
+    reply = ps.push(1, g, 1, 1)
+    assert reply.params == 2
+    assert ps.push(1, g, 2, 1).params == 3
+
+
+def test_publication_is_spaced_out_in_time():
+    ps, _, _, store = server(publish_spacing=10**6)  # after the first put, none for a long time
+    g = gradient(0)[1]
+    replies = [ps.push(0, g, 0, 1) for _ in range(5)]
+    assert len(store.puts) == 1 and all(r.version == 0 for r in replies)
+    assert replies[0].params == 0 and all(r.params is None for r in replies[1:])  # once per worker
+    assert ps.latest(0).version == 5 and len(store.puts) == 2  # the first pull forces a put
+
+
+def test_stop_when_total_steps_reached_or_asked():
+    ps, *_ = server(total_steps=20)
+    g = gradient(0)[1]
+    assert not ps.push(0, g, 0, 10).stop
+    assert ps.push(0, g, 1, 10).stop
+    ps2, *_ = server()
+    ps2.request_stop()
+    assert ps2.latest(0).stop
+
+
+def test_reports_are_handed_to_the_driver_once():
+    from a3c.worker import WorkerReport
+
+    ps, *_ = server()
+    ps.report(WorkerReport(rank=3))
+    assert [r.rank for r in ps.snapshot().reports] == [3]
+    assert ps.snapshot().reports == []
+
+
+def test_flat_parameters_round_trip_through_a_read_only_array():
+    a, b = ActorCritic(SPEC), ActorCritic(SPEC)
+    flat = flat_parameters(a)
+    flat.setflags(write=False)  # as arrays read from the object store are
+    load_flat_parameters(b, flat)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
