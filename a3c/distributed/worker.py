@@ -17,7 +17,7 @@ import torch
 
 from a3c.config import Config
 from a3c.distributed.parameter_server import Reply, flat_gradients, load_flat_parameters
-from a3c.envs import SingleEnv, make_env
+from a3c.envs import make_training_envs
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.rollout import RolloutCollector
 from a3c.worker import WorkerReport, run_worker
@@ -83,14 +83,14 @@ class RolloutWorker:
     def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_name: str,
                  start_time: float):
         torch.set_num_threads(1)
-        seed = config.seed + rank
+        seed = config.seed + rank * config.n_envs  # as the local backend's: seed + w * n_envs, + 1, ...
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.rank = rank
         self.config = config
         self.server = ray.get_actor(server_name)
         self.start_time = start_time
-        self.env = SingleEnv(make_env(config.env_id, seed=seed, training=True))
+        self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
         self.net = ActorCritic(spec)
         self.backend = RayBackend(rank, config, self.server)
