@@ -159,3 +159,24 @@ def test_memory_env_rewards_recalling_the_cue():
     assert obs[2] == 1 and not terminated
     _, reward, terminated, _, info = env.step(cue)
     assert reward == 1.0 and terminated and info["episode"]["l"] == 4
+
+
+def test_recurrent_predict_carries_state_and_survives_save_load(tmp_path):
+    from a3c import A2C, load
+
+    model = A2C("a3c/CueMemory-v0", core="lstm", core_size=8, hidden_sizes=(8,), shared_torso=True,
+                n_envs=2, verbose=0)
+    cue = np.array([1, 0, 0], dtype=np.float32)
+    blank = np.zeros(3, dtype=np.float32)
+    _, state = model.predict(cue, deterministic=True)
+    assert isinstance(state, tuple) and state[0].shape == (1, 8)
+    _, state2 = model.predict(blank, state, deterministic=True)
+    assert not torch.equal(state2[0], state[0])
+    # episode_start zeroes the state: the same as starting without one
+    _, fresh = model.predict(blank, deterministic=True)
+    _, restarted = model.predict(blank, state2, episode_start=[True], deterministic=True)
+    torch.testing.assert_close(restarted[0], fresh[0])
+    model.save(tmp_path / "m.safetensors")
+    loaded = load(tmp_path / "m.safetensors", verbose=0)
+    assert loaded.policy.recurrent
+    torch.testing.assert_close(loaded.predict(cue, deterministic=True)[1][0], state[0])
