@@ -1,12 +1,25 @@
-"""A3C and A2C: asynchronous and synchronous advantage actor-critic on Gymnasium environments."""
+"""A3C and A2C: asynchronous and synchronous advantage actor-critic on Gymnasium environments.
 
-from a3c.algorithms import A2C, A3C, load
-from a3c.config import Config
-from a3c.errors import A3CError, CheckpointError, ConfigError, EnvError, WorkerError
-from a3c.evaluation import EvalResult, evaluate
+The public names are imported on first use, so `import a3c.cli` does not pay for torch before the
+command line has been read (the trainer starts its worker processes' imports first).
+"""
 
-__all__ = [
-    "A2C", "A3C", "load", "Config", "A3CError", "CheckpointError", "ConfigError", "EnvError", "WorkerError",
-    "EvalResult", "evaluate",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "A2C": "a3c.algorithms", "A3C": "a3c.algorithms", "load": "a3c.algorithms",
+    "Config": "a3c.config", "A3CError": "a3c.errors", "CheckpointError": "a3c.errors",
+    "ConfigError": "a3c.errors", "EnvError": "a3c.errors", "WorkerError": "a3c.errors",
+    "EvalResult": "a3c.evaluation", "evaluate": "a3c.evaluation",
+}
+__all__ = list(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'a3c' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if getattr(args, "algo", "a3c") == "a3c" and getattr(args, "backend", "local") == "local":
+        from a3c.processes import prestart_workers
+
+        prestart_workers()  # the workers' imports run while this process imports torch
     from a3c.algorithms import ALGORITHMS
 
     options = {k: v for k, v in vars(args).items()

@@ -23,6 +23,7 @@ from a3c.config import Config
 from a3c.envs import make_training_envs
 from a3c.errors import WorkerError
 from a3c.networks import ActorCritic
+from a3c.processes import worker_context
 from a3c.rollout import RolloutCollector
 from a3c.worker import WorkerReport, run_worker
 
@@ -102,7 +103,7 @@ class HogwildBackend:
 
 def _worker_main(rank: int, config: Config, global_net: ActorCritic,
                  optimizer: torch.optim.Optimizer, counters: SharedCounters, stop: mp.Event,
-                 reports: mp.Queue, start_time: float, parent_pid: int) -> None:
+                 reports: mp.Queue, start_time: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
     torch.set_num_threads(1)
     seed = config.seed + rank * config.n_envs  # worker w's envs: seed + w * n_envs, + 1, ...
@@ -114,7 +115,9 @@ def _worker_main(rank: int, config: Config, global_net: ActorCritic,
         net = ActorCritic(global_net.spec)
         net.share_statistics(global_net)  # observation normalisation, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop)
-        run_worker(rank, config, net, collector, backend, reports.put, start_time, parent_pid)
+        # Our parent is the trainer (spawn) or its forkserver, which exits with the trainer: either
+        # way a new parent pid means the trainer is gone.
+        run_worker(rank, config, net, collector, backend, reports.put, start_time, os.getppid())
         env.close()
     except BaseException:
         reports.put(("error", rank, traceback.format_exc()))
@@ -133,12 +136,12 @@ class WorkerPool:
     def __init__(self, config: Config, global_net: ActorCritic, optimizer: torch.optim.Optimizer,
                  counters: SharedCounters, start_time: float):
         self.config = config
-        self.ctx = mp.get_context("spawn")
+        self.ctx = worker_context()
         self.stop_event = self.ctx.Event()
         self.reports: mp.Queue = self.ctx.Queue()
         self.workers: list[_Worker] = []
         self._args = (config, global_net, optimizer, counters, self.stop_event, self.reports,
-                      start_time, os.getpid())
+                      start_time)
 
     def start(self) -> None:
         for rank in range(self.config.resolved_workers()):
