@@ -81,3 +81,11 @@ def steady_rate(run_dir: Path, warmup: float = 2.0) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def report(lines: list[str], out: Path | None) -> None:
+    """Print a result table and, if asked, keep it in a file."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        out.write_text(text + "\n")

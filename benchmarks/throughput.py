@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import machine, median, run_train, steady_rate
+from common import machine, median, report, run_train, steady_rate
 
 
 def main() -> None:
@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument("extra", nargs="*", help="more `a3c train` options, after --")
     args = parser.parse_args()
     rows = []
     for workers in args.workers:
@@ -32,19 +33,17 @@ def main() -> None:
                 run_train(args.env, run_dir, "--workers", str(workers), "--seed", str(repeat),
                           "--max-seconds", str(args.seconds), "--total-steps", str(10**9),
                           "--target-return", "none", "--eval-interval", "0",
-                          "--final-eval-episodes", "0", "--checkpoint-interval", "0")
+                          "--final-eval-episodes", "0", "--checkpoint-interval", "0", *args.extra)
                 rates.append(steady_rate(run_dir))
         rows.append((workers, median(rates), rates))
     lines = [
-        f"A3C throughput on {args.env}, {args.seconds:g} s runs, median of {args.repeats}",
+        f"A3C throughput on {args.env}, {args.seconds:g} s runs, median of {args.repeats}"
+        + (f", options: {' '.join(args.extra)}" if args.extra else ""),
         f"machine: {machine()}", "",
         "| workers | env steps/s (median) | runs |", "|---:|---:|---|",
     ]
     lines += [f"| {w} | {m:,.0f} | {', '.join(f'{r:,.0f}' for r in rs)} |" for w, m, rs in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":

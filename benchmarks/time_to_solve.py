@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import machine, median, run_train, start_time, time_to_return
+from common import machine, median, report, run_train, start_time, time_to_return
 
 
 def main() -> None:
@@ -55,10 +55,7 @@ def main() -> None:
     lines.append("")
     lines.append(f"median: {median(solved):.1f} s over {len(solved)}/{len(rows)} seeds that reached it"
                  if solved else "no seed reached the threshold")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    report(lines, args.out)
 
 
 if __name__ == "__main__":
