@@ -28,7 +28,7 @@ def test_every_preset_cites_a_source_and_builds():
         assert len(preset.source) > 40, name
     cfg = build_config("Pendulum-v1", lr=1e-3)
     assert cfg.preset == "continuous-control" and cfg.obs_norm and cfg.lr == 1e-3  # CLI overrides win
-    assert cfg.lr_schedule == "linear"
+    assert cfg.reward_scale == 0.1 and build_config("ALE/Pong-v5").lr_schedule == "linear"
 
 
 def _fails_without(module: str, code: str) -> str:
