@@ -3,7 +3,6 @@ for the learner only, whole-game scores in the logs, both id styles, A2C and A3C
 
 from __future__ import annotations
 
-import builtins
 import csv
 
 import numpy as np
@@ -14,7 +13,6 @@ pytest.importorskip("cv2")
 
 from a3c import A2C, A3C, load  # noqa: E402
 from a3c.envs import make_env  # noqa: E402
-from a3c.errors import EnvError  # noqa: E402
 
 
 @pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4"])
@@ -89,19 +87,3 @@ def test_a3c_lstm_runs_the_pipeline(tmp_path):
     assert model.config.preset == "atari-lstm" and model.policy.recurrent
     model.learn(total_steps=2_000, run_dir=tmp_path)
     _check_run(tmp_path, model, 2_000)
-
-
-def test_atari_id_without_ale_py_says_what_to_install(monkeypatch):
-    import a3c.atari
-
-    real_import = builtins.__import__
-
-    def no_ale(name, *args, **kwargs):
-        if name == "ale_py":
-            raise ImportError("No module named 'ale_py'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ale)
-    monkeypatch.setattr(a3c.atari, "_registered", False)
-    with pytest.raises(EnvError, match=r'pip install "a3c\[atari\]"'):
-        make_env("ALE/NotAGame-v5")
