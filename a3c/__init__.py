@@ -11,8 +11,10 @@ from typing import Any
 
 _EXPORTS = {
     "A2C": "a3c.algorithms", "A3C": "a3c.algorithms", "load": "a3c.algorithms",
+    "resume": "a3c.algorithms",
     "Config": "a3c.config", "A3CError": "a3c.errors", "CheckpointError": "a3c.errors",
     "ConfigError": "a3c.errors", "EnvError": "a3c.errors", "WorkerError": "a3c.errors",
+    "TrainingError": "a3c.errors", "NonFiniteError": "a3c.errors",
     "EvalResult": "a3c.evaluation", "evaluate": "a3c.evaluation",
 }
 __all__ = list(_EXPORTS)

@@ -18,7 +18,9 @@ from a3c.envs import make_training_envs
 from a3c.errors import ConfigError
 from a3c.hogwild import lr_at
 from a3c.networks import ActorCritic
+from a3c.resume import RunPosition, capture, restore, sub_envs
 from a3c.rollout import RolloutCollector
+from a3c.signals import sigint_blocked
 from a3c.supervisor import Supervisor, TrainResult
 from a3c.worker import Worker, WorkerReport
 
@@ -56,6 +58,9 @@ class SyncBackend:
         self.updates += 1
         return staleness
 
+    def skip(self, steps: int) -> None:
+        self.steps += steps  # taken, but their update was not applied
+
     def global_steps(self) -> int:
         return self.steps
 
@@ -67,23 +72,35 @@ class A2CDriver:
     """One Worker over a batch of envs, stepped by the Supervisor one update at a time."""
 
     def __init__(self, net: ActorCritic, optimizer: torch.optim.Optimizer, start_steps: int,
-                 start_updates: int):
+                 start_updates: int, position: RunPosition | None = None):
         self.net = net
         self.optimizer = optimizer
         self.start_steps = start_steps
         self.start_updates = start_updates
+        self.position = position  # a resumed run's checkpoint: its envs and RNG, if it holds them
         self.worker: Worker | None = None
         self.backend: SyncBackend | None = None
         self.envs: gym.vector.VectorEnv | None = None
         self._threads = torch.get_num_threads()
+        self._last_state: tuple | None = None
+
+    @property
+    def restores_exactly(self) -> bool:
+        """A resumed run goes on bit for bit: the checkpoint holds all of its learner's state."""
+        return self.position is not None and self.position.exact and self.net.value_head.weight.is_cpu
 
     def start(self, config: Config, start_time: float) -> None:
         # Everything random in a run follows from the seed: env i resets with seed + i and sampling
-        # uses torch's generator seeded here. A later learn() call starts from a different seed.
+        # uses torch's generator seeded here. A later learn() call starts from a different seed,
+        # unless it resumes a checkpoint that holds the envs' and the generator's state.
         seed = config.seed + self.start_steps
         torch.manual_seed(seed)
-        self.envs = make_training_envs(config, seed)
+        with sigint_blocked():  # async envs' subprocesses leave Ctrl-C to us
+            self.envs = make_training_envs(config, seed)
         collector = RolloutCollector(self.envs, config.n_steps, seed=seed)
+        if self.restores_exactly:
+            assert self.position is not None
+            restore(self.envs, self.position, collector)
         self.backend = SyncBackend(config, self.optimizer, self.start_steps, self.start_updates)
         self.worker = Worker(0, config, self.net, collector, self.backend, start_time)
         # The batch is small: one intra-op thread is faster than several and leaves cores to envs.
@@ -94,11 +111,23 @@ class A2CDriver:
         self.worker.update()
         return [self.worker.take_report()] if self.worker.flush_due() else []
 
+    def resume_state(self) -> tuple | None:
+        """The learner's RNG and envs for a checkpoint (a3c.resume), captured before the envs close."""
+        if self.worker is None or self.envs is None:
+            return self._last_state
+        if not self.net.value_head.weight.is_cpu or sub_envs(self.envs) is None:
+            return None  # sampling on a GPU, or envs in other processes: not exact, reseed on resume
+        collector = self.worker.collector
+        return capture(self.envs, collector.obs, collector.state)
+
     def stop(self) -> list[WorkerReport]:
         torch.set_num_threads(self._threads)
+        reports = [self.worker.take_report(final=True)] if self.worker is not None else []
         if self.envs is not None:
+            self._last_state = self.resume_state()
             self.envs.close()
-        return [self.worker.take_report()] if self.worker is not None else []
+            self.envs = None
+        return reports
 
     def steps(self) -> int:
         return self.backend.steps if self.backend is not None else self.start_steps
@@ -111,9 +140,11 @@ class A2CTrainer:
     """Owns one A2C training run of a network that outlives it (learn() may be called again)."""
 
     def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
-                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1):
-        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose)
-        self.driver = A2CDriver(net, optimizer, start_steps, start_updates)
+                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1,
+                 position: RunPosition | None = None, resumed_from: Path | None = None):
+        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose,
+                                     position, resumed_from)
+        self.driver = A2CDriver(net, optimizer, start_steps, start_updates, position)
 
     def train(self) -> TrainResult:
         return self.supervisor.run(self.driver)

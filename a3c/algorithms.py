@@ -15,7 +15,13 @@ import numpy as np
 import torch
 
 from a3c.a2c import A2CTrainer, resolve_device
-from a3c.checkpoint import Checkpoint, load_checkpoint, load_optimizer_tensors, save_checkpoint
+from a3c.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    load_optimizer_tensors,
+    save_checkpoint,
+)
 from a3c.config import Config
 from a3c.envs import make_env
 from a3c.errors import CheckpointError, ConfigError
@@ -23,8 +29,16 @@ from a3c.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_optimizer
 from a3c.presets import build_config
+from a3c.resume import RunPosition, position_from
 from a3c.supervisor import TrainResult
 from a3c.trainer import A3CTrainer
+
+# What may change when a run resumes: how long and how it runs, not what it learns.
+RESUME_OPTIONS = (
+    "total_steps", "max_seconds", "target_return", "workers", "device", "eval_interval",
+    "eval_episodes", "final_eval_episodes", "checkpoint_interval", "keep_checkpoints", "log_interval",
+    "max_restarts", "max_skipped_updates",
+)
 
 
 def default_run_dir(config: Config) -> Path:
@@ -74,6 +88,8 @@ class ActorCriticAlgorithm:
         self.num_steps = 0
         self.num_updates = 0
         self.last_result: TrainResult | None = None
+        self._position: RunPosition | None = None  # set by resume(): where the next learn() goes on
+        self._resumed_from: Path | None = None
 
     def _device(self) -> torch.device:
         return torch.device("cpu")
@@ -86,10 +102,20 @@ class ActorCriticAlgorithm:
 
     def learn(self: _Model, total_steps: int | None = None, *, max_seconds: float | None = None,
               target_return: float | None = None, run_dir: str | os.PathLike | None = None) -> _Model:
-        """Train until total_steps more env steps, max_seconds, or the target evaluation return."""
+        """Train until total_steps more env steps, max_seconds, or the target evaluation return.
+
+        After resume(), total_steps defaults to the steps the resumed run had left.
+        """
         changes: dict[str, Any] = {}
+        position = self._position
         if total_steps is not None:
             changes["total_steps"] = total_steps
+        elif position is not None:
+            left = position.target_steps - self.num_steps
+            if left <= 0:
+                raise ConfigError(f"{self.config.run_dir} already reached its {position.target_steps:,} "
+                                  "steps: pass total_steps (--total-steps) to train that many more")
+            changes["total_steps"] = left
         if max_seconds is not None:
             changes["max_seconds"] = max_seconds
         if target_return is not None:
@@ -99,7 +125,9 @@ class ActorCriticAlgorithm:
         config = self.config.replace(**changes).validated()
         directory = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         trainer = self.trainer(config, self.policy, self.optimizer, directory,
-                               self.num_steps, self.num_updates, self.verbose)
+                               self.num_steps, self.num_updates, self.verbose,
+                               position, self._resumed_from)
+        self._position = self._resumed_from = None
         self.last_result = trainer.train()
         self.num_steps, self.num_updates = self.last_result.steps, self.last_result.updates
         return self
@@ -158,9 +186,44 @@ class ActorCriticAlgorithm:
         return cls._from_checkpoint(ckpt, path, verbose, device)
 
     @classmethod
+    def resume(cls: type[_Model], run_dir: str | os.PathLike, verbose: int = 1,
+               **overrides: Any) -> _Model:
+        """The model of a run directory's newest checkpoint, whose next learn() continues that run.
+
+        It goes on with the checkpoint's network, optimizer, counters, learning-rate schedule and
+        observation statistics, in the same directory, its logs appended; exactly where the
+        checkpoint holds its learner's RNG and envs (A2C on the CPU with classic-control envs, see
+        a3c.resume). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
+        """
+        path = latest_checkpoint(run_dir)
+        ckpt = load_checkpoint(path)
+        if ckpt.config.algo != cls.algo:
+            right = ALGORITHMS[ckpt.config.algo].__name__
+            raise CheckpointError(f"{run_dir} holds an {right} run, not {cls.__name__}; resume it with "
+                                  f"{right}.resume or a3c.resume")
+        return cls._resume(ckpt, path, run_dir, verbose, overrides)
+
+    @classmethod
+    def _resume(cls: type[_Model], ckpt: Checkpoint, path: Path, run_dir: str | os.PathLike,
+                verbose: int, overrides: dict[str, Any]) -> _Model:
+        fixed = sorted(set(overrides) - set(RESUME_OPTIONS))
+        if fixed:
+            raise ConfigError(f"{', '.join(fixed)} cannot change when a run resumes: the checkpoint fixes "
+                              "what it learns; start a new run to change it")
+        config = ckpt.config.replace(run_dir=str(run_dir), **overrides)
+        model = cls._from_checkpoint(ckpt, path, verbose, None, config)
+        position = position_from(ckpt.counters, ckpt.resume_meta, ckpt.resume_tensors or {})
+        if "total_steps" in overrides:
+            position.target_steps = model.num_steps + model.config.total_steps
+        model._position, model._resumed_from = position, path
+        return model
+
+    @classmethod
     def _from_checkpoint(cls: type[_Model], ckpt: Checkpoint, path: str | os.PathLike, verbose: int,
-                         device: str | None) -> _Model:
-        config = ckpt.config if device is None else ckpt.config.replace(device=device)
+                         device: str | None, config: Config | None = None) -> _Model:
+        config = config or ckpt.config
+        if device is not None:
+            config = config.replace(device=device)
         model = cls(config.env_id, config=config, verbose=verbose)
         if model.policy.spec != ckpt.spec:
             raise CheckpointError(f"{path}: the env's spaces do not match the network it stores")
@@ -221,3 +284,14 @@ def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None) -
     """An A3C or A2C model, whichever the checkpoint (or run directory) holds."""
     ckpt = load_checkpoint(path)
     return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device)
+
+
+def resume(run_dir: str | os.PathLike, verbose: int = 1, **overrides: Any) -> ActorCriticAlgorithm:
+    """The A3C or A2C model of a run directory's newest checkpoint; its learn() continues the run.
+
+    >>> model = a3c.resume("runs/CartPole-v1-a2c-...")   # after a crash, Ctrl-C or kill
+    >>> model.learn()                                     # on to the run's own total_steps
+    """
+    path = latest_checkpoint(run_dir)
+    ckpt = load_checkpoint(path)
+    return ALGORITHMS[ckpt.config.algo]._resume(ckpt, path, run_dir, verbose, overrides)

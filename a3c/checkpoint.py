@@ -1,7 +1,8 @@
 """Checkpoints: one safetensors file, tensors for the model and optimizer, JSON metadata in its header.
 
 No pickle anywhere: loading a file never runs code. Writes go to a temporary file that is synced
-and renamed into place, so a crash mid-write leaves the previous checkpoint intact.
+and renamed into place, so a crash mid-write leaves the previous checkpoint intact; temporary files
+that a killed writer left behind are never read and are removed by the next write.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from a3c.config import Config
 from a3c.errors import CheckpointError, ConfigError
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_shared_optimizer
+from a3c.resume import TENSOR_PREFIX as _RESUME
+from a3c.resume import validate as validate_resume
 
 FORMAT = "a3c-checkpoint"
 VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
@@ -33,6 +36,8 @@ class Checkpoint:
     counters: dict[str, Any]
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, torch.Tensor]
+    resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.resume)
+    resume_tensors: dict[str, torch.Tensor] | None = None
 
     def build_network(self) -> ActorCritic:
         net = ActorCritic(self.spec)
@@ -77,7 +82,9 @@ def save_checkpoint(
     config: Config,
     counters: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
+    resume: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
 ) -> Path:
+    """Write one checkpoint atomically; `resume` is a3c.resume.capture's (metadata, tensors)."""
     path = Path(path)
     tensors = {_MODEL + k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     if optimizer is not None:
@@ -89,24 +96,89 @@ def save_checkpoint(
         "config": config.to_dict(),
         "counters": counters,
     }
+    if resume is not None:
+        meta["resume"] = resume[0]
+        tensors.update({k: v.contiguous() for k, v in resume[1].items()})
     data = safetensors_bytes(tensors, metadata={"a3c": json.dumps(meta)})
     _atomic_write(path, data)
     return path
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename, fsync of the directory: the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    remove_stale_temporaries(path.parent)
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files of writers that died mid-write (their pid no longer runs)."""
+    removed = []
+    for tmp in directory.glob(".*.safetensors.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Keep the newest `keep` periodic checkpoints (step_*.safetensors) in directory."""
+    for old in sorted(directory.glob("step_*.safetensors"))[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def read_counters(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's counters from its header alone, or None if it is not a readable checkpoint."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["a3c"])
+        counters = meta["counters"]
+        return counters if isinstance(counters, dict) and _count(counters.get("steps", 0)) else None
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint of a run directory with the most steps: model.safetensors (the end of a run)
+    or the newest periodic one (a run that was killed); temporary files are never candidates."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise CheckpointError(f"no run directory at {run_dir}")
+    candidates = [root / "model.safetensors", *sorted((root / "checkpoints").glob("step_*.safetensors"))]
+    candidates = [p for p in candidates if p.is_file()]
+    if not candidates:
+        raise CheckpointError(f"{run_dir} holds no checkpoint (model.safetensors or "
+                              "checkpoints/step_*.safetensors)")
+    readable = [(counters["steps"], p == root / "model.safetensors", p)
+                for p in candidates if (counters := read_counters(p)) is not None]
+    if not readable:
+        load_checkpoint(candidates[0])  # raises the error that says what is wrong with it
+    return max(readable, key=lambda item: (item[0], item[1]))[2]
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -149,10 +221,20 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{p}: stored config is invalid: {exc}") from None
     counters = meta["counters"]
-    for key in ("steps", "updates"):
+    for key in ("steps", "updates", "target_steps"):
         value = counters.get(key, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not _count(value):
             raise CheckpointError(f"{p}: counter {key!r} must be a count, got {value!r}")
+    wall = counters.get("wall_time", 0.0)
+    if not isinstance(wall, int | float) or isinstance(wall, bool) or not 0 <= wall < float("inf"):
+        raise CheckpointError(f"{p}: counter 'wall_time' must be seconds, got {wall!r}")
+    resume_meta = meta.get("resume")
+    resume_tensors = {k: v for k, v in tensors.items() if k.startswith(_RESUME)}
+    if resume_meta is not None:
+        try:
+            validate_resume(resume_meta, resume_tensors)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{p}: {exc}") from None
     try:
         spec = NetworkSpec.from_dict(meta["spec"])
     except CheckpointError as exc:
@@ -163,6 +245,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         counters=counters,
         model_state={k[len(_MODEL):]: v for k, v in tensors.items() if k.startswith(_MODEL)},
         optimizer_state={k[len(_OPTIM):]: v for k, v in tensors.items() if k.startswith(_OPTIM)},
+        resume_meta=resume_meta,
+        resume_tensors=resume_tensors,
     )
     _check_fits(p, checkpoint)
     return checkpoint
@@ -181,3 +265,7 @@ def _check_fits(p: Path, ckpt: Checkpoint) -> None:
         raise CheckpointError(f"{p}: {exc}") from None
     except (TypeError, ValueError, RuntimeError) as exc:  # sizes in the spec that are not sizes
         raise CheckpointError(f"{p}: network description is malformed: {exc}") from None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

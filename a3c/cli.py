@@ -64,9 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="a3c", description="Asynchronous (A3C) and synchronous (A2C) advantage "
                      "actor-critic on Gymnasium.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = sub.add_parser("train", help="train an agent; ends with a checkpoint and an evaluation")
-    train.add_argument("env_id", help="Gymnasium id, e.g. CartPole-v1, or module:EnvName-v0")
+    train = sub.add_parser(
+        "train", help="train an agent; ends with a checkpoint and an evaluation",
+        description="Train an agent. Ctrl-C or SIGTERM stops it cleanly: the workers stop, a final "
+        "checkpoint is saved, and the exit status is 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C "
+        "exits at once without saving. Errors in the options exit with status 2, a failed run with 1.")
+    train.add_argument("env_id", nargs="?", default=None,
+                       help="Gymnasium id, e.g. CartPole-v1, or module:EnvName-v0 (or the config file's)")
     train.add_argument("--quiet", action="store_true", help="no progress display")
+    train.add_argument("--config", metavar="FILE", default=None,
+                       help="options from a JSON or TOML file whose keys are the options below "
+                       "(total_steps, lr, ...); options on the command line win")
+    train.add_argument("--resume", metavar="RUN_DIR", default=None,
+                       help="continue the run in RUN_DIR from its newest checkpoint, to its own "
+                       "total steps (or --total-steps more); only options about how long and how it "
+                       "runs may change")
     _add_config_options(train)
     ev = sub.add_parser("eval", help="evaluate a checkpoint")
     ev.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory")
@@ -88,26 +100,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume")
+
+
+def build_model(args: argparse.Namespace) -> Any:
+    """The model `a3c train ARGS` trains, every option validated; no process is started yet.
+
+    Precedence: Config's defaults < the preset < the config file < the command line.
+    """
+    from a3c.algorithms import ALGORITHMS, resume
+    from a3c.config import read_config_file
+    from a3c.errors import ConfigError
+
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+    verbose = 0 if args.quiet else 1
+    preset = getattr(args, "preset", None)
+    if args.resume is not None:
+        if args.config is not None:
+            raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
+        model = resume(args.resume, verbose=verbose,
+                       **{k: v for k, v in options.items() if k not in ("algo",)})
+        cfg = model.config
+        given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", options.get("algo"), cfg.algo),
+                           ("preset", preset, cfg.preset))
+        for name, given, stored in given_vs_stored:
+            if given is not None and given != stored:
+                raise ConfigError(f"{args.resume} holds a run of {name} {stored}, not {given}")
+        return model
+    values = read_config_file(args.config) if args.config is not None else {}
+    env_id = args.env_id if args.env_id is not None else values.get("env_id")
+    if env_id is None:
+        raise ConfigError("name an env id (e.g. a3c train CartPole-v1), or env_id in --config FILE")
+    if preset is None:
+        preset = values.get("preset")
+    values = {k: v for k, v in values.items() if k not in ("env_id", "preset")}
+    values.update(options)
+    algo = values.get("algo", "a3c")
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"unknown algo {algo!r}; choose from {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[algo](env_id, preset=preset, verbose=verbose, **values)
+
+
 def _train(args: argparse.Namespace) -> int:
-    if getattr(args, "algo", "a3c") == "a3c" and getattr(args, "backend", "local") == "local":
+    if getattr(args, "algo", "a3c") == "a3c" and getattr(args, "backend", "local") == "local" \
+            and args.config is None and args.resume is None:
         from a3c.processes import prestart_workers
 
         prestart_workers()  # the workers' imports run while this process imports torch
-    from a3c.algorithms import ALGORITHMS
-
-    options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "env_id", "quiet", "preset")}
-    algo = options.get("algo", "a3c")
-    model = ALGORITHMS[algo](args.env_id, preset=getattr(args, "preset", None),
-                             verbose=0 if args.quiet else 1, **options)
+    model = build_model(args)
     cfg = model.config
+    algo = cfg.algo
     if cfg.backend == "ray":
         from a3c.distributed import require_ray
 
         require_ray()  # before anything is printed: one line saying what to install
     how = (f"{cfg.n_envs} {cfg.vec_env} envs on {model.device}" if algo == "a2c"
            else f"{cfg.resolved_workers()} workers" + (" on Ray" if cfg.backend == "ray" else ""))
-    print(f"a3c: training {cfg.env_id} with {algo.upper()}, {how}, preset {cfg.preset}, "
+    start = f"resuming {args.resume} at step {model.num_steps:,}, " if args.resume else ""
+    print(f"a3c: {start}training {cfg.env_id} with {algo.upper()}, {how}, preset {cfg.preset}, "
           f"up to {cfg.total_steps:,} steps"
           + (f", target return {cfg.target_return:g}" if cfg.target_return is not None else ""),
           file=sys.stderr)
@@ -123,6 +173,13 @@ def _train(args: argparse.Namespace) -> int:
               f"mean return {e.mean_return:.1f} +/- {e.std_return:.1f}")
     print(f"checkpoint: {r.checkpoint}")
     print(f"run directory: {r.run_dir}")
+    if r.signal is not None:
+        import signal
+
+        name = signal.Signals(r.signal).name
+        print(f"a3c: stopped by {name} after {r.steps:,} steps; saved {r.checkpoint}; continue with: "
+              f"a3c train --resume {r.run_dir}", file=sys.stderr)
+        return 128 + r.signal  # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention
     return 0
 
 
@@ -159,16 +216,16 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from a3c.errors import A3CError, WorkerError
+    from a3c.errors import A3CError, TrainingError
 
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
-    except WorkerError as exc:
+    except TrainingError as exc:  # the run started and failed: its traceback, if any, is the news
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1
-    except A3CError as exc:
-        print(f"a3c: error: {exc}", file=sys.stderr)
+    except A3CError as exc:  # bad input: one line
+        print(f"a3c: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -129,6 +129,17 @@ class Config:
     checkpoint_interval: int = _opt(
         "checkpoint every this many env steps (0: only at the end)", default=200_000)
     log_interval: float = _opt("seconds between progress lines and metric flushes", default=1.0)
+    keep_checkpoints: int = _opt(
+        "periodic checkpoints kept in RUN_DIR/checkpoints: the newest this many", default=3)
+    # --- faults ---
+    max_restarts: int = _opt(
+        "A3C: a worker that dies (an exception, a signal) is restarted from the current global "
+        "network, this many times in all; one more failure stops the run with an error and a "
+        "final checkpoint (0: the first failure stops it)", default=3)
+    max_skipped_updates: int = _opt(
+        "an update whose loss or gradient is not finite (NaN, inf) is skipped, never applied, and "
+        "counted in updates.csv; this many skipped in a row by one learner stop the run with an "
+        "error", default=100)
 
     def resolved_workers(self) -> int:
         return self.workers or usable_cores()
@@ -226,4 +237,78 @@ class Config:
         need(self.checkpoint_interval >= 0,
              f"checkpoint_interval must be >= 0, got {self.checkpoint_interval}")
         need(self.log_interval > 0, f"log_interval must be positive, got {self.log_interval}")
+        need(self.keep_checkpoints > 0, f"keep_checkpoints must be positive, got {self.keep_checkpoints}")
+        need(self.max_restarts >= 0, f"max_restarts must be >= 0, got {self.max_restarts}")
+        need(self.max_skipped_updates > 0,
+             f"max_skipped_updates must be positive, got {self.max_skipped_updates}")
+        need(self.run_dir is None or self.run_dir.strip() != "",
+             "run_dir must name a directory (or be none), got an empty string")
         return self
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Config fields from a JSON (.json) or TOML (.toml) file, type-checked, as build_config's overrides.
+
+    Files are data, never code: JSON and TOML parsers only. Unknown keys, values of the wrong type
+    and duplicate keys are ConfigErrors naming the file; ranges are checked with the whole config.
+    """
+    import json
+
+    name = os.fspath(path)
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in (".json", ".toml"):
+        raise ConfigError(f"config file {name}: expected a .json or .toml file")
+    try:
+        with open(name, "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {name} is not UTF-8 text") from None
+    try:
+        if suffix == ".json":
+            def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+                keys = [k for k, _ in pairs]
+                twice = sorted({k for k in keys if keys.count(k) > 1})
+                if twice:
+                    raise ValueError(f"duplicate key(s) {', '.join(twice)}")
+                return dict(pairs)
+            data = json.loads(text, object_pairs_hook=no_duplicates)
+        else:
+            data = _toml_loads(text)
+    except ConfigError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"config file {name} is not valid {suffix[1:].upper()}: {detail}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {name} must hold a table of options, got {type(data).__name__}")
+    types = {f.name: f.type for f in fields(Config)}
+    unknown = sorted(map(str, set(data) - set(types)))
+    if unknown:
+        raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
+                          "the keys are Config's fields, e.g. total_steps, lr")
+    values = dict(data)
+    if isinstance(values.get("hidden_sizes"), list):
+        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    for key, value in values.items():
+        try:
+            _check_type(key, types[key], value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
+        except ConfigError as exc:
+            raise ConfigError(f"config file {name}: {exc}") from None
+    return values
+
+
+def _toml_loads(text: str) -> Any:
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise ConfigError("TOML config files need Python 3.11 or the tomli package; "
+                              "use a .json file") from None
+    return tomllib.loads(text)

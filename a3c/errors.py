@@ -17,8 +17,16 @@ class CheckpointError(A3CError):
     """A checkpoint is missing, malformed, foreign, or does not fit the network."""
 
 
-class WorkerError(A3CError, RuntimeError):
-    """A worker process failed and the run could not go on."""
+class TrainingError(A3CError, RuntimeError):
+    """The run could not go on; what was learned until then is in its final checkpoint."""
+
+
+class WorkerError(TrainingError):
+    """A worker process failed (more often than max_restarts allows) and the run could not go on."""
+
+
+class NonFiniteError(TrainingError):
+    """Updates were skipped max_skipped_updates times in a row: the loss or gradient was NaN or inf."""
 
 
 class PlotError(A3CError, ValueError):

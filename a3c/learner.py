@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,12 @@ class UpdateStats:
     value_loss: float
     entropy: float
     grad_norm: float
+    total_loss: float = 0.0
+
+    @property
+    def finite(self) -> bool:
+        """False if the loss or the gradient holds a NaN or inf: such an update must not be applied."""
+        return math.isfinite(self.total_loss) and math.isfinite(self.grad_norm)
 
 
 def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
@@ -63,4 +70,5 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
         value_loss=loss.value.item(),
         entropy=loss.entropy.item(),
         grad_norm=grad_norm.item(),
+        total_loss=loss.total.item(),
     )

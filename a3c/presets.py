@@ -139,14 +139,19 @@ def preset_for(env_id: str, algo: str = "a3c", core: str = "none") -> str:
     return _A2C_PRESETS.get(family, family) if algo == "a2c" else family
 
 
-def build_config(env_id: str, preset: str | None = None, **overrides: Any) -> Config:
+def build_config(env_id: str, /, preset: str | None = None, **overrides: Any) -> Config:
     """Config defaults, then the preset's values, then the caller's; validated.
 
     target_return, unless given (None included), is the env's registered reward threshold;
     n_envs, unless a preset or the caller sets it, is 8 for A2C's batch and 1 per A3C worker (the
     paper's one env per actor-learner).
     """
-    name = preset or preset_for(env_id, overrides.get("algo", "a3c"), overrides.get("core", "none"))
+    if "env_id" in overrides:  # e.g. from a config file: the positional env_id is the one
+        if overrides["env_id"] != env_id:
+            raise ConfigError(f"env_id is given twice: {env_id!r} and {overrides['env_id']!r}")
+        overrides = {k: v for k, v in overrides.items() if k != "env_id"}
+    name = preset if preset is not None else preset_for(
+        env_id, overrides.get("algo", "a3c"), overrides.get("core", "none"))
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     known = {f.name for f in fields(Config)}

@@ -98,7 +98,7 @@ class RolloutCollector:
             r.next_values[ended_at] = self._final_values[ended_at]
         if ends[-1].any():
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
-        if net.normalizer is not None:
+        if net.normalizer is not None and np.isfinite(r.obs).all():  # a NaN would poison them for good
             net.normalizer.update(torch.from_numpy(r.obs))
         return r
 

@@ -12,20 +12,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
-from a3c.checkpoint import save_checkpoint
+from a3c.checkpoint import prune_checkpoints, remove_stale_temporaries, save_checkpoint
 from a3c.config import Config, usable_cores
 from a3c.envs import make_env
-from a3c.errors import WorkerError
 from a3c.evaluation import EvalResult, evaluate
-from a3c.metrics import RunLogger
+from a3c.metrics import RunLogger, cut_logs
 from a3c.networks import ActorCritic
+from a3c.resume import RunPosition
+from a3c.signals import StopSignals
 from a3c.worker import WorkerReport
 
-KEEP_CHECKPOINTS = 3
+KEEP_CHECKPOINTS = 3  # the default of config.keep_checkpoints
 
 
 @dataclass
@@ -39,6 +40,11 @@ class TrainResult:
     final_eval: EvalResult | None
     staleness_mean: float
     staleness_max: int
+    signal: int | None = None  # SIGINT or SIGTERM, if one stopped the run or its final evaluation
+    worker_restarts: int = 0
+    skipped_updates: int = 0  # updates not applied: their loss or gradient was not finite
+    episode_steps: int = 0  # the lengths of the episodes logged, summed
+    unfinished_steps: int = 0  # steps of the episodes still running when the learners stopped
 
 
 class Driver(Protocol):
@@ -62,12 +68,30 @@ class Driver(Protocol):
     def updates(self) -> int:
         """Updates applied to the global network, earlier runs included."""
 
+    # Optional (looked up with getattr, so a driver without them still runs):
+    #   take_events() -> list[tuple[str, str]]: what happened to the learners (a worker restarted).
+    #   resume_state() -> (dict, dict[str, Tensor]) | None: a3c.resume.capture's record of the
+    #       learner's RNG and envs, for a checkpoint that can be continued exactly.
+    #   restarts: int, the workers restarted so far.
 
-def write_run_info(run_dir: Path, config: Config, start: float) -> None:
-    """run.json: the config and the epoch time that the logs' wall_time counts from."""
-    info = {"start_time": start, "argv": sys.argv, "config": config.to_dict(),
-            "torch": torch.__version__, "cores": usable_cores()}
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+def write_run_info(run_dir: Path, config: Config, start: float, resumed: dict | None = None) -> None:
+    """run.json: the config and the epoch time that the logs' wall_time counts from.
+
+    A resumed run's wall_time goes on from the checkpoint's training time, so its start_time is
+    that much before now; each resume is listed with the checkpoint it started from.
+    """
+    info: dict[str, Any] = {"start_time": start, "argv": sys.argv, "config": config.to_dict(),
+                            "torch": torch.__version__, "cores": usable_cores()}
+    path = run_dir / "run.json"
+    if resumed is not None:
+        try:
+            earlier = json.loads(path.read_text())
+            history = earlier.get("resumes", []) if isinstance(earlier, dict) else []
+        except (OSError, ValueError):
+            history = []
+        info["resumes"] = [*(h for h in history if isinstance(h, dict)), resumed]
+    path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 class _Schedule:
@@ -85,18 +109,27 @@ class _Schedule:
 
 
 class Supervisor:
-    """Runs a driver until a stop condition, evaluating, logging and checkpointing the global network."""
+    """Runs a driver until a stop condition, evaluating, logging and checkpointing the global network.
+
+    position: where a resumed run stood (its checkpoint's counters and training time): the logs are
+    cut back to it and go on from there.
+    """
 
     def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
-                 run_dir: Path, start_steps: int = 0, verbose: int = 1):
+                 run_dir: Path, start_steps: int = 0, verbose: int = 1,
+                 position: RunPosition | None = None, resumed_from: Path | None = None):
         self.config = config
         self.net = net
         self.optimizer = optimizer
         self.run_dir = run_dir
         self.start_steps = start_steps
         self.verbose = verbose
+        self.position = position
+        self.resumed_from = resumed_from
         self.eval_env = make_env(config.env_id)
         self.eval_net = ActorCritic(net.spec)  # on the CPU, wherever the global network lives
+        self._start = time.time()
+        self._total = start_steps + config.total_steps
 
     def evaluate(self, episodes: int, seed: int) -> EvalResult:
         """Evaluate a snapshot of the global network, so concurrent writes cannot tear an episode."""
@@ -104,77 +137,130 @@ class Supervisor:
         return evaluate(self.eval_net, self.eval_env, episodes, deterministic=True, seed=seed)
 
     def run(self, driver: Driver) -> TrainResult:
-        cfg = self.config
-        total = self.start_steps + cfg.total_steps
-        logger = RunLogger(self.run_dir, total, self.verbose)
-        try:
-            return self._run(driver, cfg.replace(total_steps=total), logger)
-        finally:
-            logger.close()
+        # From here on Ctrl-C and SIGTERM stop the run cleanly, with a checkpoint (a3c.signals).
+        with StopSignals(quiet=self.verbose == 0) as signals:
+            if self.position is not None:
+                cut_logs(self.run_dir, self.start_steps)  # later rows: training the checkpoint lacks
+            logger = RunLogger(self.run_dir, self._total, self.verbose,
+                               purge_step=self.start_steps + 1 if self.position is not None else None)
+            try:
+                return self._run(driver, self.config.replace(total_steps=self._total), logger, signals)
+            finally:
+                logger.close()
 
-    def _run(self, driver: Driver, cfg: Config, logger: RunLogger) -> TrainResult:
-        start = time.time()
-        write_run_info(self.run_dir, self.config, start)
+    def _run(self, driver: Driver, cfg: Config, logger: RunLogger, signals: StopSignals) -> TrainResult:
+        begun = time.time()
+        earlier = self.position.wall_time if self.position is not None else 0.0
+        self._start = start = begun - earlier  # the logs' wall_time: training time, over all segments
+        resumed = None
+        if self.position is not None:
+            exact = self.position.exact and getattr(driver, "restores_exactly", False)
+            resumed = {"checkpoint": str(self.resumed_from), "steps": self.start_steps,
+                       "time": begun, "argv": sys.argv,
+                       "envs": "restored exactly" if exact else "reseeded"}
+            logger.event(earlier, self.start_steps, "resumed",
+                         f"from {self.resumed_from} at step {self.start_steps:,}; envs {resumed['envs']}")
+        write_run_info(self.run_dir, self.config, start, resumed)
+        remove_stale_temporaries(self.run_dir)
+        if (self.run_dir / "checkpoints").is_dir():
+            remove_stale_temporaries(self.run_dir / "checkpoints")
         evals = _Schedule(cfg.eval_interval, self.start_steps)
         checkpoints = _Schedule(cfg.checkpoint_interval, self.start_steps)
         best_snapshot = None
-        failure: WorkerError | None = None
+        failure: Exception | None = None
         reason = "total_steps"
-        driver.start(cfg, start)
         try:
-            while True:
+            driver.start(cfg, start)
+        except BaseException:
+            driver.stop()  # whatever did start
+            raise
+        try:
+            while signals.received is None:
                 for report in driver.advance():
                     logger.record(report)
-                steps, elapsed = driver.steps(), time.time() - start
-                logger.progress(steps, elapsed)
+                self._log_events(driver, logger)
+                steps = driver.steps()
+                logger.progress(steps, time.time() - start)
                 if steps >= cfg.total_steps:
                     break
-                if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+                if cfg.max_seconds is not None and time.time() - begun >= cfg.max_seconds:
                     reason = "max_seconds"
                     break
                 if evals.due(steps):
-                    result = self.evaluate(cfg.eval_episodes, seed=10_000 + steps)
+                    result = signals.call_abortable(self.evaluate, cfg.eval_episodes, 10_000 + steps)
+                    if result is None:
+                        break  # a stop signal came during the evaluation
                     logger.evaluation(time.time() - start, steps, result)
                     if cfg.target_return is not None and result.mean_return >= cfg.target_return:
                         best_snapshot = {k: v.clone() for k, v in self.eval_net.state_dict().items()}
                         reason = "target_return"
                         break
                 if checkpoints.due(steps):
-                    self._save(self._periodic_path(steps), steps, driver.updates())
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        except WorkerError as exc:
-            failure, reason = exc, "worker_failed"
-        finally:
-            for report in driver.stop():
+                    self._save(self._periodic_path(steps), steps, driver.updates(), driver)
+        except Exception as exc:  # a failed worker, a diverged learner, an env that raised
+            failure, reason = exc, "failed"
+        if signals.received is not None and failure is None and reason == "total_steps" \
+                and driver.steps() < cfg.total_steps:
+            reason = signals.reason
+        try:
+            for report in driver.stop():  # a first signal here only flags: the stop goes on
                 logger.record(report)
+            self._log_events(driver, logger)
+        except Exception as exc:
+            failure = failure or exc
         if best_snapshot is not None:
             # The evaluated parameters reached the target; updates after that are not the result.
             self.net.load_state_dict(best_snapshot)
         steps, updates = driver.steps(), driver.updates()
         if failure is not None:
             # Nothing lost: what was learned until the failure is saved before we give up.
-            self._save(self.run_dir / "model.safetensors", steps, updates)
+            logger.event(time.time() - start, steps, "failed", str(failure).strip().splitlines()[0]
+                         if str(failure).strip() else type(failure).__name__)
+            try:
+                self._save(self.run_dir / "model.safetensors", steps, updates, driver)
+            except Exception as exc:  # the failure is the news; say that the save failed too
+                logger.event(time.time() - start, steps, "checkpoint_failed", str(exc))
             raise failure
         final_eval = None
-        if cfg.final_eval_episodes and reason != "interrupted":
-            final_eval = self.evaluate(cfg.final_eval_episodes, seed=1_000_000)
-            logger.evaluation(time.time() - start, steps, final_eval)
-        checkpoint = self._save(self.run_dir / "model.safetensors", steps, updates)
-        elapsed = time.time() - start
-        logger.progress(steps, elapsed)
+        if cfg.final_eval_episodes and signals.received is None:
+            logger.note(f"final evaluation: {cfg.final_eval_episodes} greedy episodes")
+            final_eval = signals.call_abortable(self.evaluate, cfg.final_eval_episodes, 1_000_000)
+            if final_eval is not None:
+                logger.evaluation(time.time() - start, steps, final_eval)
+        checkpoint = self._save(self.run_dir / "model.safetensors", steps, updates, driver)
+        if signals.received is not None:
+            logger.event(time.time() - start, steps, signals.reason,
+                         f"stopped by {_signal_name(signals.received)}; saved {checkpoint}")
+        logger.progress(steps, time.time() - start)
         return TrainResult(
             run_dir=self.run_dir, checkpoint=checkpoint, steps=steps, updates=updates,
-            elapsed=elapsed, stop_reason=reason, final_eval=final_eval,
+            elapsed=time.time() - begun, stop_reason=reason, final_eval=final_eval,
             staleness_mean=logger.staleness_mean, staleness_max=logger.staleness_max,
+            signal=signals.received, worker_restarts=getattr(driver, "restarts", 0),
+            skipped_updates=logger.skipped_count, episode_steps=logger.episode_steps,
+            unfinished_steps=logger.unfinished_steps,
         )
+
+    def _log_events(self, driver: Driver, logger: RunLogger) -> None:
+        take = getattr(driver, "take_events", None)
+        for kind, detail in take() if take is not None else []:
+            logger.event(time.time() - self._start, driver.steps(), kind, detail)
 
     def _periodic_path(self, steps: int) -> Path:
         return self.run_dir / "checkpoints" / f"step_{steps:012d}.safetensors"
 
-    def _save(self, path: Path, steps: int, updates: int) -> Path:
-        save_checkpoint(path, self.net, self.config, {"steps": steps, "updates": updates}, self.optimizer)
+    def _save(self, path: Path, steps: int, updates: int, driver: Driver | None = None) -> Path:
+        counters = {"steps": steps, "updates": updates, "target_steps": self._total,
+                    "wall_time": round(time.time() - self._start, 3)}
+        capture = getattr(driver, "resume_state", None)
+        resume = capture() if capture is not None else None
+        save_checkpoint(path, self.net, self.config, counters, self.optimizer, resume)
         if path.parent.name == "checkpoints":
-            for old in sorted(path.parent.glob("step_*.safetensors"))[:-KEEP_CHECKPOINTS]:
-                old.unlink()
+            prune_checkpoints(path.parent, self.config.keep_checkpoints)
         return path
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name

@@ -11,6 +11,7 @@ from a3c.config import Config
 from a3c.evaluation import EvalResult
 from a3c.hogwild import SharedCounters, WorkerPool
 from a3c.networks import ActorCritic
+from a3c.resume import RunPosition
 from a3c.supervisor import KEEP_CHECKPOINTS, Driver, Supervisor, TrainResult, write_run_info
 from a3c.worker import WorkerReport
 
@@ -34,6 +35,13 @@ class HogwildDriver:
         assert self.pool is not None
         return self.pool.poll(timeout=0.1)
 
+    def take_events(self) -> list[tuple[str, str]]:
+        return self.pool.take_events() if self.pool is not None else []
+
+    @property
+    def restarts(self) -> int:
+        return self.pool.restarts if self.pool is not None else 0
+
     def stop(self) -> list[WorkerReport]:
         return self.pool.stop() if self.pool is not None else []
 
@@ -48,11 +56,14 @@ class A3CTrainer:
     """Owns one training run of a global network that outlives it (learn() may be called again)."""
 
     def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
-                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1):
+                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1,
+                 position: RunPosition | None = None, resumed_from: Path | None = None):
         self.config = config
         self.net = net
         self.run_dir = run_dir
-        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose)
+        # A3C resumes with freshly seeded workers: their envs were in processes that are gone.
+        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose,
+                                     position, resumed_from)
         self.driver: Driver
         if config.backend == "ray":
             from a3c.distributed import RayDriver  # says what to install when Ray is missing

@@ -90,6 +90,54 @@ class FailingEnv(_VectorObsEnv):
         return super().step(action)
 
 
+class NaNRewardEnv(IdentityEnv):
+    """The identity env whose reward is NaN with probability `p` (from its own seeded RNG)."""
+
+    def __init__(self, p: float = 0.1):
+        super().__init__()
+        self.p = p
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.p >= 1.0 or self.np_random.random() < self.p:
+            reward = float("nan")
+        return obs, reward, terminated, truncated, info
+
+
+class StuckEnv(_VectorObsEnv):
+    """Steps normally `stuck_after` times, then one step never returns (for an hour).
+
+    Reset with an even seed, it blocks inside C code that holds the GIL (no Python thread of the
+    process runs meanwhile); with an odd seed, in time.sleep, which releases it. A3C worker w's env
+    is seeded seed + w, so with seed 0 worker 0 blocks the first way and worker 1 the second.
+    """
+
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, stuck_after: int = 200):
+        self.stuck_after = stuck_after
+        self.steps = 0
+        self.hold_gil = True
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.hold_gil = seed % 2 == 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.stuck_after:
+            if self.hold_gil:
+                import ctypes
+
+                ctypes.PyDLL(None).sleep(3600)  # a PyDLL call keeps the GIL: C code stuck for good
+            else:
+                import time
+
+                time.sleep(3600)
+        return super().step(action)
+
+
 _ENVS = {
     "ToyIdentity-v0": (IdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyMultiDiscrete-v0": (MultiDiscreteActionEnv, dict(max_episode_steps=10)),
@@ -97,6 +145,9 @@ _ENVS = {
     "ToyUnboundedBox-v0": (UnboundedBoxActionEnv, dict(max_episode_steps=10)),
     "ToyImageObs-v0": (ImageObsEnv, dict(max_episode_steps=10)),
     "ToyFailing-v0": (FailingEnv, dict(max_episode_steps=1000)),
+    "ToyNaNReward-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=0.05))),
+    "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
+    "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),
 }
 
 for _id, (_cls, _kwargs) in _ENVS.items():

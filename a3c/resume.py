@@ -1,0 +1,270 @@
+"""What a checkpoint holds, beyond the network and optimizer, to continue a run where it stopped.
+
+Always: the step and update counters, the step count the run was going to (so a learning-rate
+schedule goes on where it was) and the training time so far (so the logs' wall_time goes on).
+
+Exact continuation (bit-identical parameters to a run that was never stopped) needs every source of
+randomness and every piece of env state: torch's CPU generator, and for each env its NumPy
+bit-generator state, its physical state, its TimeLimit step count, its episode statistics and the
+observation the learner acts on next. We can read all of that for Gymnasium's classic-control envs
+(CartPole, Acrobot, MountainCar, Pendulum) stepped in this process, with the wrappers make_env adds
+and nothing else. That is A2C on the CPU with vec_env sync (or one env). Everything else resumes
+from the checkpoint's network, optimizer, counters and observation statistics with freshly seeded
+envs: A3C (its workers' envs live in processes that are gone; Hogwild is not deterministic anyway),
+Atari and MuJoCo envs (emulator and simulator state we do not capture), async vector envs, GPUs.
+
+Env state travels as JSON and tensors inside the safetensors checkpoint: nothing here is pickled,
+and everything read back is checked before it is used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.wrappers import (
+    DtypeObservation,
+    OrderEnforcing,
+    PassiveEnvChecker,
+    RecordEpisodeStatistics,
+    TimeLimit,
+)
+
+from a3c.envs import SingleEnv
+from a3c.errors import CheckpointError
+
+FORMAT_VERSION = 1
+CLASSIC_CONTROL = "gymnasium.envs.classic_control."
+PHYSICS = ("state", "steps_beyond_terminated", "last_u")  # what classic-control envs carry between steps
+_KNOWN_WRAPPERS = (TimeLimit, OrderEnforcing, PassiveEnvChecker, RecordEpisodeStatistics, DtypeObservation)
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+TENSOR_PREFIX = "resume/"
+
+
+@dataclass
+class RunPosition:
+    """Where a run stood at a checkpoint, and (when it could be captured) its learner's whole state."""
+
+    steps: int
+    updates: int
+    target_steps: int  # the step count the interrupted learn() was going to
+    wall_time: float  # training seconds before this checkpoint, over all earlier segments
+    envs: list[dict[str, Any]] | None = None  # one per env; None: not exact, reseed
+    torch_rng: torch.Tensor | None = None
+    obs: np.ndarray | None = None
+    core_state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.envs is not None and self.torch_rng is not None and self.obs is not None
+
+
+# --- capture ------------------------------------------------------------------------------------
+
+def sub_envs(envs: Any) -> list[gym.Env] | None:
+    """The envs a learner steps in this process, or None where they live elsewhere (async)."""
+    if isinstance(envs, SingleEnv):
+        return [envs.env]
+    if isinstance(envs, gym.vector.SyncVectorEnv):
+        return list(envs.envs)
+    return None
+
+
+def _wrappers(env: gym.Env) -> list[gym.Env] | None:
+    """The wrapper chain down to the base env, or None if a wrapper may hold state we do not know."""
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        if not isinstance(env, _KNOWN_WRAPPERS):
+            return None
+        chain.append(env)
+        env = env.env
+    return chain
+
+
+def _find(chain: list[gym.Env], kind: type) -> Any:
+    return next((w for w in chain if isinstance(w, kind)), None)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "values": value.ravel().tolist()}
+    if isinstance(value, tuple):
+        return {"dtype": "float64", "shape": [len(value)], "values": [float(v) for v in value]}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def capture_env(env: gym.Env) -> dict[str, Any] | None:
+    """One env's whole state as JSON-able data, or None if we cannot vouch for all of it."""
+    base = env.unwrapped
+    chain = _wrappers(env)
+    if chain is None or not type(base).__module__.startswith(CLASSIC_CONTROL):
+        return None
+    physics = {}
+    for name in PHYSICS:
+        if hasattr(base, name):
+            value = _to_json(getattr(base, name))
+            if not (value is None or isinstance(value, int | float | dict)):
+                return None
+            physics[name] = value
+    limit, stats = _find(chain, TimeLimit), _find(chain, RecordEpisodeStatistics)
+    return {
+        "np_random": base.np_random.bit_generator.state,
+        "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        "episode": None if stats is None else
+        [float(stats.episode_returns), int(stats.episode_lengths), int(stats.episode_count)],
+        "physics": physics,
+    }
+
+
+def capture(envs: Any, obs: np.ndarray, core_state: Any = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A learner's state for a checkpoint: (JSON metadata, tensors); envs only if all of it is read."""
+    inner = sub_envs(envs)
+    states = None if inner is None else [capture_env(e) for e in inner]
+    if states is None or any(s is None for s in states):
+        return {"version": FORMAT_VERSION, "envs": None}, {}
+    tensors = {TENSOR_PREFIX + "torch_rng": torch.get_rng_state().clone(),
+               TENSOR_PREFIX + "obs": torch.from_numpy(np.ascontiguousarray(obs)).clone()}
+    if core_state is not None:
+        tensors[TENSOR_PREFIX + "core_h"] = core_state[0].detach().cpu().clone().contiguous()
+        tensors[TENSOR_PREFIX + "core_c"] = core_state[1].detach().cpu().clone().contiguous()
+    return {"version": FORMAT_VERSION, "envs": states}, tensors
+
+
+# --- validation (on load) and restore ----------------------------------------------------------------
+
+def validate(meta: Any, tensors: dict[str, torch.Tensor]) -> None:
+    """Check the structure of a checkpoint's resume section; CheckpointError says what is wrong."""
+    if not isinstance(meta, dict) or meta.get("version") != FORMAT_VERSION:
+        raise CheckpointError("resume section: not an object of a known version")
+    envs = meta.get("envs")
+    if envs is None:
+        return
+    if not isinstance(envs, list) or not envs:
+        raise CheckpointError("resume section: 'envs' must be a non-empty list or null")
+    for i, env in enumerate(envs):
+        _check_env_state(i, env)
+    rng = tensors.get(TENSOR_PREFIX + "torch_rng")
+    if rng is None or rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise CheckpointError("resume section: torch RNG state missing or malformed")
+    obs = tensors.get(TENSOR_PREFIX + "obs")
+    if obs is None or obs.dim() < 1 or obs.shape[0] != len(envs):
+        raise CheckpointError("resume section: observations missing or not one per env")
+
+
+def _check_env_state(i: int, env: Any) -> None:
+    where = f"resume section, env {i}"
+    if not isinstance(env, dict) or set(env) != {"np_random", "elapsed_steps", "episode", "physics"}:
+        raise CheckpointError(f"{where}: unexpected fields")
+    rng = env["np_random"]
+    if not isinstance(rng, dict) or rng.get("bit_generator") not in _BIT_GENERATORS:
+        raise CheckpointError(f"{where}: np_random is not a known bit generator's state")
+    try:
+        getattr(np.random, rng["bit_generator"])().state = rng  # NumPy checks every field
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise CheckpointError(f"{where}: np_random state is malformed: {exc}") from None
+    steps = env["elapsed_steps"]
+    if steps is not None and not _count(steps):
+        raise CheckpointError(f"{where}: elapsed_steps must be a count")
+    episode = env["episode"]
+    if episode is not None and not (isinstance(episode, list) and len(episode) == 3
+                                    and _number(episode[0]) and _count(episode[1]) and _count(episode[2])):
+        raise CheckpointError(f"{where}: episode statistics malformed")
+    physics = env["physics"]
+    if not isinstance(physics, dict) or not set(physics) <= set(PHYSICS):
+        raise CheckpointError(f"{where}: physics must be an object of {', '.join(PHYSICS)}")
+    for name, value in physics.items():
+        if isinstance(value, dict):
+            _array(value, f"{where}: physics {name}")
+        elif not (value is None or _number(value)):
+            raise CheckpointError(f"{where}: physics {name} must be a number, an array or null")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _array(value: dict, where: str) -> np.ndarray:
+    try:
+        if set(value) != {"dtype", "shape", "values"} or value["dtype"] not in ("float32", "float64"):
+            raise ValueError("expected float32 or float64 values with a shape")
+        if not all(_number(v) for v in value["values"]):
+            raise ValueError("values must be numbers")
+        return np.array(value["values"], dtype=value["dtype"]).reshape(value["shape"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
+def restore(envs: Any, position: RunPosition, collector: Any) -> None:
+    """Put a learner's envs, observations and torch's generator back where the checkpoint saw them."""
+    inner = sub_envs(envs)
+    assert position.envs is not None and position.obs is not None and position.torch_rng is not None
+    if inner is None or len(inner) != len(position.envs):
+        raise CheckpointError(f"the checkpoint holds {len(position.envs)} envs' state; this run has "
+                              f"{envs.num_envs} (n_envs and vec_env must be as they were)")
+    if position.obs.shape != collector.obs.shape:
+        raise CheckpointError(f"saved observations have shape {position.obs.shape}, the envs give "
+                              f"{collector.obs.shape}")
+    for i, (env, state) in enumerate(zip(inner, position.envs, strict=True)):
+        _restore_env(i, env, state)
+    collector.obs = position.obs.astype(collector.obs.dtype, copy=True)
+    if position.core_state is not None:
+        collector.state = position.core_state
+    try:
+        torch.set_rng_state(position.torch_rng)
+    except RuntimeError as exc:
+        raise CheckpointError(f"saved torch RNG state does not fit this torch: {exc}") from None
+
+
+def _restore_env(i: int, env: gym.Env, state: dict[str, Any]) -> None:
+    chain = _wrappers(env)
+    base = env.unwrapped
+    if chain is None or not type(base).__module__.startswith(CLASSIC_CONTROL):
+        raise CheckpointError(f"env {i}: the checkpoint holds its state, but {type(base).__name__} "
+                              "is not an env whose state we restore")
+    for name, value in state["physics"].items():
+        current = getattr(base, name, None)
+        if isinstance(value, dict):
+            array = _array(value, f"env {i}: physics {name}")
+            if not isinstance(current, np.ndarray | tuple) or np.shape(current) != array.shape:
+                raise CheckpointError(f"env {i}: physics {name} of shape {array.shape} does not fit "
+                                      f"{type(base).__name__}")
+            setattr(base, name, array)
+        else:
+            setattr(base, name, value)
+    base.np_random.bit_generator.state = state["np_random"]
+    limit, stats = _find(chain, TimeLimit), _find(chain, RecordEpisodeStatistics)
+    if (limit is None) != (state["elapsed_steps"] is None) or (stats is None) != (state["episode"] is None):
+        raise CheckpointError(f"env {i}: its wrappers differ from those the checkpoint saw")
+    if limit is not None:
+        limit._elapsed_steps = state["elapsed_steps"]
+    if stats is not None:
+        stats.episode_returns, stats.episode_lengths, stats.episode_count = state["episode"]
+        stats.episode_start_time = time.perf_counter()
+
+
+def position_from(counters: dict[str, Any], meta: dict[str, Any] | None,
+                  tensors: dict[str, torch.Tensor]) -> RunPosition:
+    """A checkpoint's counters and (validated) resume section as a RunPosition."""
+    steps = int(counters.get("steps", 0))
+    position = RunPosition(
+        steps=steps, updates=int(counters.get("updates", 0)),
+        target_steps=int(counters.get("target_steps", steps)),
+        wall_time=float(counters.get("wall_time", 0.0)),
+    )
+    if meta is not None and meta.get("envs") is not None:
+        position.envs = meta["envs"]
+        position.torch_rng = tensors[TENSOR_PREFIX + "torch_rng"]
+        position.obs = tensors[TENSOR_PREFIX + "obs"].numpy()
+        h, c = tensors.get(TENSOR_PREFIX + "core_h"), tensors.get(TENSOR_PREFIX + "core_c")
+        position.core_state = (h, c) if h is not None and c is not None else None
+    return position

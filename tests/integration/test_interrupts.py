@@ -1,0 +1,123 @@
+"""Ctrl-C, SIGTERM and SIGKILL to the real `a3c train`: a clean stop with a checkpoint, or none left behind.
+
+Each run is the real command in its own process group; every process it starts carries a marker in
+its environment, so /proc shows whether any of them survived (tests/processes.py).
+"""
+
+import csv
+import signal
+import time
+
+import pytest
+
+from a3c.checkpoint import load_checkpoint
+from tests.processes import Run, wait_for
+
+START = 90  # seconds the command may take to start training on a loaded 2-core machine
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def data_rows(path) -> int:
+    try:
+        return len(rows(path))
+    except OSError:
+        return 0
+
+
+@pytest.mark.parametrize("how, name, status", [("ctrl_c", "SIGINT", 130), ("sigterm", "SIGTERM", 143)])
+def test_a_signal_stops_every_worker_saves_flushes_and_exits(tmp_path, how, name, status):
+    run_dir = tmp_path / "run"
+    run = Run(tmp_path, "train", "CartPole-v1", "--workers", "2", "--total-steps", "100000000",
+              "--eval-interval", "0", "--checkpoint-interval", "0", "--log-interval", "0.2",
+              "--run-dir", run_dir)
+    try:
+        assert wait_for(lambda: data_rows(run_dir / "updates.csv") >= 4, START), run.stderr
+        assert len(run.workers()) == 2
+        sent = time.monotonic()
+        if how == "ctrl_c":
+            run.ctrl_c()  # to the whole process group, workers included, as a terminal does
+        else:
+            run.signal(signal.SIGTERM)  # to the trainer alone, as a scheduler or `kill` does
+        code = run.wait(30)
+        took = time.monotonic() - sent
+        assert code == status, run.stderr
+        assert took < 10, f"took {took:.1f} s to stop"
+        assert wait_for(lambda: not run.processes(), 5), "a process of the run was left behind"
+    finally:
+        run.kill_all()
+    checkpoint = run_dir / "model.safetensors"
+    ckpt = load_checkpoint(checkpoint)
+    assert ckpt.counters["steps"] > 0
+    assert f"stopped by {name}" in run.stderr and str(checkpoint) in run.stderr
+    assert "Traceback" not in run.stderr
+    # the logs are complete: every update the workers made is in updates.csv, whole rows only
+    updates = rows(run_dir / "updates.csv")
+    assert sum(int(u["updates"]) for u in updates) == ckpt.counters["updates"]
+    assert (run_dir / "episodes.csv").read_bytes().endswith(b"\n")
+    assert sum(int(e["episode_length"]) for e in rows(run_dir / "episodes.csv")) <= ckpt.counters["steps"]
+    [event] = rows(run_dir / "events.csv")
+    assert event["event"] == ("interrupted" if name == "SIGINT" else "terminated")
+
+
+def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path):
+    run_dir = tmp_path / "run"
+    run = Run(tmp_path, "train", "CartPole-v1", "--algo", "a2c", "--total-steps", "2000",
+              "--eval-interval", "0", "--final-eval-episodes", "1000000", "--run-dir", run_dir)
+    try:
+        assert wait_for(lambda: "final evaluation" in run.stderr, START), run.stderr
+        time.sleep(0.5)
+        run.ctrl_c()
+        assert run.wait(30) == 130, run.stderr
+    finally:
+        run.kill_all()
+    ckpt = load_checkpoint(run_dir / "model.safetensors")
+    assert ckpt.counters["steps"] == 2000
+    assert rows(run_dir / "evaluations.csv") == []  # the final evaluation was cut short, not logged
+    assert "stopped by SIGINT" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_second_ctrl_c_exits_at_once_and_stuck_workers_die_with_the_trainer(tmp_path):
+    # Both workers get stuck in an env step, one in C code that holds the GIL: a first Ctrl-C waits
+    # for them (up to a timeout), a second one exits at once, and they die with the trainer.
+    run_dir = tmp_path / "run"
+    run = Run(tmp_path, "train", "tests.toy_envs:ToyStuck-v0", "--workers", "2", "--seed", "0",
+              "--total-steps", "100000000", "--eval-interval", "0", "--final-eval-episodes", "0",
+              "--run-dir", run_dir)
+    try:
+        assert wait_for(lambda: len(run.workers()) == 2 and all(map(run.stuck, run.workers())),
+                        START), run.stderr
+        run.ctrl_c()
+        time.sleep(1.0)
+        assert run.process.poll() is None  # still waiting for the stuck workers
+        sent = time.monotonic()
+        run.ctrl_c()
+        code = run.wait(10)
+        assert code == 130 and time.monotonic() - sent < 3, run.stderr
+        assert "SIGINT again: exiting now" in run.stderr
+        assert wait_for(lambda: not run.processes(), 10), "a stuck worker outlived the trainer"
+    finally:
+        run.kill_all()
+    assert not (run_dir / "model.safetensors").exists()  # at once means: without saving
+
+
+def test_sigkill_of_the_trainer_leaves_no_process_behind(tmp_path):
+    # One worker is stuck in C code holding the GIL (no thread of it can run), the other in a
+    # sleep: neither can notice anything by itself; both must still die with the trainer.
+    run = Run(tmp_path, "train", "tests.toy_envs:ToyStuck-v0", "--workers", "2", "--seed", "0",
+              "--total-steps", "100000000", "--eval-interval", "0", "--final-eval-episodes", "0",
+              "--run-dir", tmp_path / "run")
+    try:
+        assert wait_for(lambda: len(run.workers()) == 2 and all(map(run.stuck, run.workers())),
+                        START), run.stderr
+        assert len(run.processes()) >= 4  # trainer, forkserver or tracker, two workers
+        killed = time.monotonic()
+        run.signal(signal.SIGKILL)
+        assert run.wait(10) == -signal.SIGKILL
+        assert wait_for(lambda: not run.processes(), 10), "a process of the run survived its trainer"
+        assert time.monotonic() - killed < 5
+    finally:
+        run.kill_all()
