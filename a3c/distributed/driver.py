@@ -60,6 +60,8 @@ class RayDriver:
         self.workers: list[ray.actor.ActorHandle] = []
         self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
         self.worker_counts: dict[int, tuple[int, int]] = {}
+        self.restarts = 0  # worker actors Ray started again
+        self._events: list[tuple[str, str]] = []
 
     def start(self, config: Config, start_time: float) -> None:
         if any(True for _ in self.net.buffers()):
@@ -122,6 +124,11 @@ class RayDriver:
             self.server, self.workers, self.runs = None, [], {}
         return reports
 
+    def take_events(self) -> list[tuple[str, str]]:
+        """What happened to the workers since the last call (a worker actor restarted), for the log."""
+        events, self._events = self._events, []
+        return events
+
     def steps(self) -> int:
         return self._steps
 
@@ -135,9 +142,13 @@ class RayDriver:
             snapshot: Snapshot = ray.get(self.server.snapshot.remote(), timeout=SERVER_TIMEOUT)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
             raise WorkerError(f"the parameter server was lost, so the run cannot go on: {exc}") from None
+        # torch.tensor copies: the arrays Ray hands over are read-only views of its message buffer.
         with torch.no_grad():
-            self.net.load_state_dict(snapshot.model_state)
-        load_optimizer_tensors(self.optimizer, self.net, snapshot.optimizer_state)
+            self.net.load_state_dict({k: torch.tensor(v) for k, v in snapshot.model_state.items()})
+        load_optimizer_tensors(self.optimizer, self.net,
+                               {k: torch.tensor(v) for k, v in snapshot.optimizer_state.items()})
         self._steps, self._updates = snapshot.steps, snapshot.updates
         self.worker_counts = snapshot.worker_counts
+        self.restarts = snapshot.restarts
+        self._events.extend(snapshot.events)
         return snapshot.reports

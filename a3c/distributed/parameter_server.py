@@ -72,10 +72,12 @@ class Snapshot:
 
     steps: int
     updates: int
-    model_state: dict[str, torch.Tensor]
-    optimizer_state: dict[str, torch.Tensor]
+    model_state: dict[str, np.ndarray]  # NumPy: a tenth of the cost of pickling tensors
+    optimizer_state: dict[str, np.ndarray]  # keyed as a3c.checkpoint.optimizer_tensors keys them
     reports: list[WorkerReport]
     worker_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # rank: (steps, updates)
+    restarts: int = 0  # worker actors started again by Ray, this run
+    events: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) since the last call
 
 
 class ParameterServer:
@@ -110,6 +112,8 @@ class ParameterServer:
         self._own: dict[int, deque[int]] = {}  # rank: versions its own recent updates produced
         self._sent: dict[int, int] = {}  # rank: the published version whose reference it has
         self.reports: list[WorkerReport] = []
+        self.events: list[tuple[str, str]] = []
+        self._starts: dict[int, int] = {}  # rank: times a worker of that rank started (first pulls)
         self.stopping = False
         if put is None:
             import ray
@@ -126,6 +130,10 @@ class ParameterServer:
 
     def latest(self, rank: int) -> Reply:
         """The newest parameters (published now if need be): a worker's first pull."""
+        self._starts[rank] = self._starts.get(rank, 0) + 1
+        if self._starts[rank] > 1:
+            self.events.append(("worker_restarted", f"worker {rank}'s actor died and Ray started it "
+                                f"again (restart {self._starts[rank] - 1} of this worker)"))
         self._publish(force=True)
         self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
         return self._reply(rank, 0)
@@ -152,6 +160,11 @@ class ParameterServer:
         self._publish()
         return self._reply(rank, staleness)
 
+    def skip(self, rank: int, steps: int) -> None:
+        """Count env steps whose update the worker did not push (its gradient was not finite)."""
+        self.steps += steps
+        self.worker_counts.setdefault(rank, [0, 0])[0] += steps
+
     def report(self, report: WorkerReport) -> None:
         """Hold a worker's report (episodes, update statistics) until the driver collects it."""
         self.reports.append(report)
@@ -164,12 +177,14 @@ class ParameterServer:
     def snapshot(self) -> Snapshot:
         """Parameters, optimizer state and counters of one version, and the reports since the last call."""
         reports, self.reports = self.reports, []
+        events, self.events = self.events, []
         return Snapshot(
             steps=self.steps, updates=self.version,
-            model_state={k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            model_state={k: v.detach().numpy().copy() for k, v in self.net.state_dict().items()},
             optimizer_state=self._optimizer_state(),
             reports=reports,
             worker_counts={rank: (s, u) for rank, (s, u) in self.worker_counts.items()},
+            restarts=sum(n - 1 for n in self._starts.values()), events=events,
         )
 
     def request_stop(self) -> None:
@@ -179,13 +194,13 @@ class ParameterServer:
         """For benchmarks: updates applied, puts made, and this process's CPU time."""
         return {"updates": self.version, "puts": self.puts, "cpu_seconds": time.process_time()}
 
-    def _optimizer_state(self) -> dict[str, torch.Tensor]:
+    def _optimizer_state(self) -> dict[str, np.ndarray]:
         """The flat optimizer state keyed per parameter, as a3c.checkpoint.optimizer_tensors keys it."""
         out = {}
         for key, value in self.optimizer.state[self.flat].items():
             parts = value.split(self.sizes) if value.dim() else [value] * len(self.names)  # step: shared
             for name, part, p in zip(self.names, parts, self.net.parameters(), strict=True):
-                out[f"{name}/{key}"] = (part.view_as(p) if value.dim() else part).clone()
+                out[f"{name}/{key}"] = (part.view_as(p) if value.dim() else part).numpy().copy()
         return out
 
     def _load_optimizer_state(self, tensors: dict[str, torch.Tensor]) -> None:

@@ -113,6 +113,7 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, driver
     late = [r for r in rows(tmp_path / "updates.csv")
             if r["worker"] == "0" and start + float(r["wall_time"]) > killed_at[0] + 0.5]
     assert late, "worker 0 never reported again after it was killed"
+    assert drivers[0].restarts == 1  # seen by the parameter server when the new actor first pulled
 
 
 @pytest.mark.slow

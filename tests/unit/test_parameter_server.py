@@ -59,21 +59,23 @@ def test_pushed_gradients_update_as_the_local_shared_optimizer_does(name):
         opt.step()
     snapshot = ps.snapshot()
     for key, value in net.state_dict().items():
-        torch.testing.assert_close(snapshot.model_state[key], value)
+        torch.testing.assert_close(torch.from_numpy(snapshot.model_state[key]), value)
     expected = optimizer_tensors(opt, net)
     assert snapshot.optimizer_state.keys() == expected.keys()
     for key, value in expected.items():
-        torch.testing.assert_close(snapshot.optimizer_state[key], value)
+        torch.testing.assert_close(torch.from_numpy(snapshot.optimizer_state[key]), value)
     assert (snapshot.steps, snapshot.updates) == (30, 3)
 
 
 def test_optimizer_state_goes_in_and_out_by_parameter_name():
     ps, net, opt, _ = server()
     ps.push(0, gradient(0)[1], 0, 5)
-    state = ps.snapshot().optimizer_state
-    again = ParameterServer(ps.config, SPEC, ps.snapshot().model_state, state, put=Store())
+    snapshot = ps.snapshot()
+    state = {k: torch.from_numpy(v) for k, v in snapshot.optimizer_state.items()}
+    model = {k: torch.from_numpy(v) for k, v in snapshot.model_state.items()}
+    again = ParameterServer(ps.config, SPEC, model, state, put=Store())
     for key, value in again.snapshot().optimizer_state.items():
-        torch.testing.assert_close(value, state[key])
+        np.testing.assert_array_equal(value, state[key].numpy())
     load_optimizer_tensors(opt, net, state)  # what the driver does with it: fits the trainer's optimizer
 
 
@@ -142,3 +144,16 @@ def test_flat_parameters_round_trip_through_a_read_only_array():
     load_flat_parameters(b, flat)
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_a_worker_starting_again_is_counted_as_a_restart_and_skipped_steps_count():
+    ps, *_ = server()
+    ps.latest(0)
+    ps.latest(1)
+    assert ps.snapshot().restarts == 0
+    ps.latest(1)  # worker 1's actor was started again
+    ps.skip(1, 7)
+    snapshot = ps.snapshot()
+    assert snapshot.restarts == 1 and [kind for kind, _ in snapshot.events] == ["worker_restarted"]
+    assert snapshot.steps == 7 and snapshot.worker_counts[1] == (7, 0)
+    assert ps.snapshot().events == []

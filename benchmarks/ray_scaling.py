@@ -1,0 +1,176 @@
+"""The Ray backend on one machine: the parameter server's update rate, and env steps/s by worker count.
+
+    python benchmarks/ray_scaling.py --out benchmarks/results/ray_scaling.md
+
+1. Parameter server: 1 and 2 client actors push a pre-made CartPole-v1 gradient as fast as they
+   can through the real RayBackend (pull the newest published parameters, push, at most
+   max_inflight_pushes in flight); the rate is the server's applied updates per second.
+2. Training throughput: `a3c train CartPole-v1 --backend ray --workers W` for each W, and the local
+   backend with 2 workers, interleaved in one invocation so both see the same machine load; the
+   rate is env steps/s over the last --measure seconds of each run (Ray's start-up is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine, median, read_csv, run_train
+
+
+def server_rate(clients: int, seconds: float, inflight: int) -> dict[str, float]:
+    """Updates/s the parameter server applies with `clients` actors pushing pre-made gradients."""
+    import gymnasium as gym
+    import ray
+    import torch
+
+    from a3c.checkpoint import optimizer_tensors
+    from a3c.distributed.parameter_server import ParameterServer
+    from a3c.distributed.worker import RayBackend
+    from a3c.networks import ActorCritic, NetworkSpec
+    from a3c.optim import make_optimizer
+    from a3c.presets import build_config
+
+    config = build_config("CartPole-v1", max_inflight_pushes=inflight, total_steps=10**12)
+    env = gym.make(config.env_id)
+    spec = NetworkSpec.from_spaces(env.observation_space, env.action_space,
+                                   hidden_sizes=config.hidden_sizes, activation=config.activation,
+                                   shared_torso=config.shared_torso)
+    net = ActorCritic(spec)
+    optimizer = make_optimizer(config, net.parameters(), shared=False)
+    name = f"bench-server-{clients}-{time.monotonic_ns()}"
+    server = ray.remote(ParameterServer).options(num_cpus=0, name=name).remote(
+        config, spec, net.state_dict(), optimizer_tensors(optimizer, net))
+
+    @ray.remote(num_cpus=1)
+    class Client:
+        def __init__(self, rank: int):
+            torch.set_num_threads(1)
+            self.net = ActorCritic(spec)
+            for p in self.net.parameters():
+                p.grad = torch.randn_like(p) * 1e-3
+            self.backend = RayBackend(rank, config, ray.get_actor(name))
+
+        def run(self, until: float) -> int:
+            n = 0
+            while time.time() < until:
+                version = self.backend.pull(self.net)
+                self.backend.push(self.net, version, config.n_steps)
+                n += 1
+            self.backend.drain()
+            return n
+
+    actors = [Client.remote(rank) for rank in range(clients)]
+    ray.get([a.run.remote(time.time() + 1.0) for a in actors])  # warm up
+    before = ray.get(server.stats.remote())
+    t0 = time.time()
+    ray.get([a.run.remote(t0 + seconds) for a in actors])
+    after = ray.get(server.stats.remote())
+    elapsed = time.time() - t0
+    for actor in [*actors, server]:
+        ray.kill(actor)
+    updates = after["updates"] - before["updates"]
+    return {"updates_per_s": updates / elapsed, "puts_per_s": (after["puts"] - before["puts"]) / elapsed,
+            "server_cpu_us": 1e6 * (after["cpu_seconds"] - before["cpu_seconds"]) / max(updates, 1)}
+
+
+def training_rate(backend: str, workers: int, seconds: float, measure: float, seed: int) -> float:
+    """Env steps/s of a real `a3c train` run over its last `measure` seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        run_train("CartPole-v1", run_dir, "--backend", backend, "--workers", str(workers),
+                  "--seed", str(seed), "--max-seconds", str(seconds), "--total-steps", str(10**9),
+                  "--target-return", "none", "--eval-interval", "0", "--final-eval-episodes", "0",
+                  "--checkpoint-interval", "0")
+        rows = read_csv(run_dir / "updates.csv")
+    end = rows[-1]["wall_time"]
+    window = [r for r in rows if r["wall_time"] >= end - measure]
+    first, last = window[0], window[-1]
+    if last["wall_time"] - first["wall_time"] < measure / 2:
+        raise RuntimeError(f"{backend} x{workers}: reports span too little time to measure a rate")
+    return (last["global_step"] - first["global_step"]) / (last["wall_time"] - first["wall_time"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=35.0,
+                        help="length of each training run, Ray's start-up included")
+    parser.add_argument("--measure", type=float, default=12.0, help="seconds at the end of a run to measure")
+    parser.add_argument("--server-seconds", type=float, default=8.0)
+    parser.add_argument("--inflight", type=int, default=2, help="max_inflight_pushes of the clients")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args()
+    import ray
+
+    command = "python benchmarks/ray_scaling.py " + " ".join(sys.argv[1:])
+    started = time.strftime("%Y-%m-%d %H:%M")
+
+    ray.init(num_cpus=8, include_dashboard=False, logging_level=logging.WARNING,
+             _node_ip_address="127.0.0.1")
+    server_rows = []
+    for clients in (1, 2):
+        runs = [server_rate(clients, args.server_seconds, args.inflight) for _ in range(args.repeats)]
+        server_rows.append((clients, runs))
+        print(f"server, {clients} client(s): {[round(r['updates_per_s']) for r in runs]} updates/s",
+              flush=True)
+    ray.shutdown()
+
+    rates: dict[tuple[str, int], list[float]] = {}
+    for repeat in range(args.repeats):
+        for backend, workers in [("local", 2), *(("ray", w) for w in args.workers)]:
+            rate = training_rate(backend, workers, args.seconds, args.measure, seed=repeat)
+            rates.setdefault((backend, workers), []).append(rate)
+            print(f"{backend} x{workers} (repeat {repeat}): {rate:,.0f} env steps/s", flush=True)
+
+    local = median(rates[("local", 2)])
+    lines = [
+        "# Ray backend scaling on one machine",
+        "",
+        f"command: `{command}`  ",
+        f"machine: {machine()}; run {started}  ",
+        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}",
+        "",
+        f"## Parameter server: gradient applications per second (CartPole-v1 network, "
+        f"{args.server_seconds:g} s per run, max_inflight_pushes {args.inflight}, median of {args.repeats})",
+        "",
+        "| clients | updates/s (median) | runs | puts/s | server CPU per update |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for clients, runs in server_rows:
+        ups = [r["updates_per_s"] for r in runs]
+        best = runs[ups.index(median(ups))] if len(ups) % 2 else runs[0]
+        lines.append(f"| {clients} | {median(ups):,.0f} | {', '.join(f'{u:,.0f}' for u in ups)} | "
+                     f"{best['puts_per_s']:,.0f} | {best['server_cpu_us']:,.0f} us |")
+    lines += [
+        "",
+        f"## Training throughput: CartPole-v1 env steps/s ({args.seconds:g} s runs, last "
+        f"{args.measure:g} s measured, median of {args.repeats}, runs interleaved)",
+        "",
+        "| backend | workers | env steps/s (median) | runs | vs local, 2 workers |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for (backend, workers), rs in rates.items():
+        lines.append(f"| {backend} | {workers} | {median(rs):,.0f} | {', '.join(f'{r:,.0f}' for r in rs)} "
+                     f"| {median(rs) / local:.0%} |")
+    if 2 in args.workers:
+        # Each repeat runs local x2 and ray x2 within a minute of each other: their ratio is less
+        # exposed to the load of a shared machine drifting than the ratio of medians.
+        pairs = [on_ray / here for on_ray, here in zip(rates[("ray", 2)], rates[("local", 2)], strict=True)]
+        lines += ["", f"Ray / local with 2 workers, per repeat: {', '.join(f'{p:.0%}' for p in pairs)} "
+                  f"(median {median(pairs):.0%}); ratio of the medians: "
+                  f"{median(rates[('ray', 2)]) / local:.0%}."]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
