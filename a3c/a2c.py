@@ -18,8 +18,8 @@ from a3c.envs import make_training_envs
 from a3c.errors import ConfigError
 from a3c.hogwild import lr_at
 from a3c.networks import ActorCritic
-from a3c.resume import RunPosition, capture, restore, sub_envs
 from a3c.rollout import RolloutCollector
+from a3c.run_state import RunPosition, capture, restore, sub_envs
 from a3c.signals import sigint_blocked
 from a3c.supervisor import Supervisor, TrainResult
 from a3c.worker import Worker, WorkerReport
@@ -112,7 +112,7 @@ class A2CDriver:
         return [self.worker.take_report()] if self.worker.flush_due() else []
 
     def resume_state(self) -> tuple | None:
-        """The learner's RNG and envs for a checkpoint (a3c.resume), captured before the envs close."""
+        """The learner's RNG and envs for a checkpoint (a3c.run_state), captured before the envs close."""
         if self.worker is None or self.envs is None:
             return self._last_state
         if not self.net.value_head.weight.is_cpu or sub_envs(self.envs) is None:

@@ -29,7 +29,7 @@ from a3c.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_optimizer
 from a3c.presets import build_config
-from a3c.resume import RunPosition, position_from
+from a3c.run_state import RunPosition, position_from
 from a3c.supervisor import TrainResult
 from a3c.trainer import A3CTrainer
 
@@ -111,11 +111,7 @@ class ActorCriticAlgorithm:
         if total_steps is not None:
             changes["total_steps"] = total_steps
         elif position is not None:
-            left = position.target_steps - self.num_steps
-            if left <= 0:
-                raise ConfigError(f"{self.config.run_dir} already reached its {position.target_steps:,} "
-                                  "steps: pass total_steps (--total-steps) to train that many more")
-            changes["total_steps"] = left
+            changes["total_steps"] = self.steps_left()
         if max_seconds is not None:
             changes["max_seconds"] = max_seconds
         if target_return is not None:
@@ -131,6 +127,18 @@ class ActorCriticAlgorithm:
         self.last_result = trainer.train()
         self.num_steps, self.num_updates = self.last_result.steps, self.last_result.updates
         return self
+
+    def steps_left(self) -> int:
+        """Env steps the next learn() takes when not told: what a resumed run had left to go, else
+        config.total_steps. A ConfigError if a resumed run had already reached its end."""
+        position = self._position
+        if position is None:
+            return self.config.total_steps
+        left = position.target_steps - self.num_steps
+        if left <= 0:
+            raise ConfigError(f"{self.config.run_dir} already reached its {position.target_steps:,} "
+                              "steps: pass total_steps (--total-steps) to train that many more")
+        return left
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray | int, Any]:
@@ -186,14 +194,14 @@ class ActorCriticAlgorithm:
         return cls._from_checkpoint(ckpt, path, verbose, device)
 
     @classmethod
-    def resume(cls: type[_Model], run_dir: str | os.PathLike, verbose: int = 1,
+    def resume(cls: type[_Model], run_dir: str | os.PathLike, /, verbose: int = 1,
                **overrides: Any) -> _Model:
         """The model of a run directory's newest checkpoint, whose next learn() continues that run.
 
         It goes on with the checkpoint's network, optimizer, counters, learning-rate schedule and
         observation statistics, in the same directory, its logs appended; exactly where the
         checkpoint holds its learner's RNG and envs (A2C on the CPU with classic-control envs, see
-        a3c.resume). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
+        a3c.run_state). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
         """
         path = latest_checkpoint(run_dir)
         ckpt = load_checkpoint(path)
@@ -212,7 +220,7 @@ class ActorCriticAlgorithm:
                               "what it learns; start a new run to change it")
         config = ckpt.config.replace(run_dir=str(run_dir), **overrides)
         model = cls._from_checkpoint(ckpt, path, verbose, None, config)
-        position = position_from(ckpt.counters, ckpt.resume_meta, ckpt.resume_tensors or {})
+        position = position_from(ckpt.counters, ckpt.resume_meta, ckpt.resume_tensors or {}, path)
         if "total_steps" in overrides:
             position.target_steps = model.num_steps + model.config.total_steps
         model._position, model._resumed_from = position, path
@@ -286,7 +294,7 @@ def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None) -
     return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device)
 
 
-def resume(run_dir: str | os.PathLike, verbose: int = 1, **overrides: Any) -> ActorCriticAlgorithm:
+def resume(run_dir: str | os.PathLike, /, verbose: int = 1, **overrides: Any) -> ActorCriticAlgorithm:
     """The A3C or A2C model of a run directory's newest checkpoint; its learn() continues the run.
 
     >>> model = a3c.resume("runs/CartPole-v1-a2c-...")   # after a crash, Ctrl-C or kill

@@ -21,8 +21,8 @@ from a3c.config import Config
 from a3c.errors import CheckpointError, ConfigError
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_shared_optimizer
-from a3c.resume import TENSOR_PREFIX as _RESUME
-from a3c.resume import validate as validate_resume
+from a3c.run_state import TENSOR_PREFIX as _RESUME
+from a3c.run_state import validate as validate_resume
 
 FORMAT = "a3c-checkpoint"
 VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
@@ -36,7 +36,7 @@ class Checkpoint:
     counters: dict[str, Any]
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, torch.Tensor]
-    resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.resume)
+    resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.run_state)
     resume_tensors: dict[str, torch.Tensor] | None = None
 
     def build_network(self) -> ActorCritic:
@@ -84,7 +84,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     resume: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write one checkpoint atomically; `resume` is a3c.resume.capture's (metadata, tensors)."""
+    """Write one checkpoint atomically; `resume` is a3c.run_state.capture's (metadata, tensors)."""
     path = Path(path)
     tensors = {_MODEL + k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     if optimizer is not None:

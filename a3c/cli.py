@@ -126,6 +126,7 @@ def build_model(args: argparse.Namespace) -> Any:
         for name, given, stored in given_vs_stored:
             if given is not None and given != stored:
                 raise ConfigError(f"{args.resume} holds a run of {name} {stored}, not {given}")
+        model.steps_left()  # a run that already reached its end needs --total-steps
         return model
     values = read_config_file(args.config) if args.config is not None else {}
     env_id = args.env_id if args.env_id is not None else values.get("env_id")
@@ -158,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
            else f"{cfg.resolved_workers()} workers" + (" on Ray" if cfg.backend == "ray" else ""))
     start = f"resuming {args.resume} at step {model.num_steps:,}, " if args.resume else ""
     print(f"a3c: {start}training {cfg.env_id} with {algo.upper()}, {how}, preset {cfg.preset}, "
-          f"up to {cfg.total_steps:,} steps"
+          f"{'up to' if not args.resume else 'for'} {model.steps_left():,} steps"
           + (f", target return {cfg.target_return:g}" if cfg.target_return is not None else ""),
           file=sys.stderr)
     model.learn()

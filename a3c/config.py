@@ -285,7 +285,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {name} must hold a table of options, got {type(data).__name__}")
     types = {f.name: f.type for f in fields(Config)}
-    unknown = sorted(map(str, set(data) - set(types)))
+    unknown = sorted(map(repr, set(data) - set(types)))
     if unknown:
         raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
                           "the keys are Config's fields, e.g. total_steps, lr")

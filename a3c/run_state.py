@@ -57,6 +57,7 @@ class RunPosition:
     torch_rng: torch.Tensor | None = None
     obs: np.ndarray | None = None
     core_state: tuple[torch.Tensor, torch.Tensor] | None = None
+    source: str = "checkpoint"  # the file it was read from, for errors
 
     @property
     def exact(self) -> bool:
@@ -206,6 +207,13 @@ def _array(value: dict, where: str) -> np.ndarray:
 
 def restore(envs: Any, position: RunPosition, collector: Any) -> None:
     """Put a learner's envs, observations and torch's generator back where the checkpoint saw them."""
+    try:
+        _restore(envs, position, collector)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{position.source}: {exc}") from None
+
+
+def _restore(envs: Any, position: RunPosition, collector: Any) -> None:
     inner = sub_envs(envs)
     assert position.envs is not None and position.obs is not None and position.torch_rng is not None
     if inner is None or len(inner) != len(position.envs):
@@ -253,13 +261,13 @@ def _restore_env(i: int, env: gym.Env, state: dict[str, Any]) -> None:
 
 
 def position_from(counters: dict[str, Any], meta: dict[str, Any] | None,
-                  tensors: dict[str, torch.Tensor]) -> RunPosition:
+                  tensors: dict[str, torch.Tensor], source: object = "checkpoint") -> RunPosition:
     """A checkpoint's counters and (validated) resume section as a RunPosition."""
     steps = int(counters.get("steps", 0))
     position = RunPosition(
         steps=steps, updates=int(counters.get("updates", 0)),
         target_steps=int(counters.get("target_steps", steps)),
-        wall_time=float(counters.get("wall_time", 0.0)),
+        wall_time=float(counters.get("wall_time", 0.0)), source=str(source),
     )
     if meta is not None and meta.get("envs") is not None:
         position.envs = meta["envs"]

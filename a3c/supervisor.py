@@ -22,7 +22,7 @@ from a3c.envs import make_env
 from a3c.evaluation import EvalResult, evaluate
 from a3c.metrics import RunLogger, cut_logs
 from a3c.networks import ActorCritic
-from a3c.resume import RunPosition
+from a3c.run_state import RunPosition
 from a3c.signals import StopSignals
 from a3c.worker import WorkerReport
 
@@ -70,7 +70,7 @@ class Driver(Protocol):
 
     # Optional (looked up with getattr, so a driver without them still runs):
     #   take_events() -> list[tuple[str, str]]: what happened to the learners (a worker restarted).
-    #   resume_state() -> (dict, dict[str, Tensor]) | None: a3c.resume.capture's record of the
+    #   resume_state() -> (dict, dict[str, Tensor]) | None: a3c.run_state.capture's record of the
     #       learner's RNG and envs, for a checkpoint that can be continued exactly.
     #   restarts: int, the workers restarted so far.
 

@@ -11,7 +11,7 @@ from a3c.config import Config
 from a3c.evaluation import EvalResult
 from a3c.hogwild import SharedCounters, WorkerPool
 from a3c.networks import ActorCritic
-from a3c.resume import RunPosition
+from a3c.run_state import RunPosition
 from a3c.supervisor import KEEP_CHECKPOINTS, Driver, Supervisor, TrainResult, write_run_info
 from a3c.worker import WorkerReport
 

@@ -105,7 +105,8 @@ def test_run_directory_and_checkpoint_have_a3c_formats(tmp_path):
     assert kept == [f"step_{s:012d}.safetensors" for s in (800, 1200, 1600)]  # the last three
     ckpt = load_checkpoint(run)
     assert ckpt.config.algo == "a2c"
-    assert (ckpt.counters["steps"], ckpt.counters["updates"], ckpt.counters["target_steps"]) == (2000, 100, 2000)
+    counters = ckpt.counters
+    assert (counters["steps"], counters["updates"], counters["target_steps"]) == (2000, 100, 2000)
     assert ckpt.optimizer_state  # RMSprop's square averages travel with the model
 
 

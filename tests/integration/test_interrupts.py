@@ -5,10 +5,9 @@ its environment, so /proc shows whether any of them survived (tests/processes.py
 """
 
 import csv
+import json
 import signal
 import time
-
-import pytest
 
 from a3c.checkpoint import load_checkpoint
 from tests.processes import Run, wait_for
@@ -28,8 +27,8 @@ def data_rows(path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("how, name, status", [("ctrl_c", "SIGINT", 130), ("sigterm", "SIGTERM", 143)])
-def test_a_signal_stops_every_worker_saves_flushes_and_exits(tmp_path, how, name, status):
+def interrupted_a3c_run(tmp_path, send, name: str, status: int):
+    """A3C on CartPole with two workers, sent a signal once training runs; checks the clean stop."""
     run_dir = tmp_path / "run"
     run = Run(tmp_path, "train", "CartPole-v1", "--workers", "2", "--total-steps", "100000000",
               "--eval-interval", "0", "--checkpoint-interval", "0", "--log-interval", "0.2",
@@ -38,10 +37,7 @@ def test_a_signal_stops_every_worker_saves_flushes_and_exits(tmp_path, how, name
         assert wait_for(lambda: data_rows(run_dir / "updates.csv") >= 4, START), run.stderr
         assert len(run.workers()) == 2
         sent = time.monotonic()
-        if how == "ctrl_c":
-            run.ctrl_c()  # to the whole process group, workers included, as a terminal does
-        else:
-            run.signal(signal.SIGTERM)  # to the trainer alone, as a scheduler or `kill` does
+        send(run)
         code = run.wait(30)
         took = time.monotonic() - sent
         assert code == status, run.stderr
@@ -53,6 +49,7 @@ def test_a_signal_stops_every_worker_saves_flushes_and_exits(tmp_path, how, name
     ckpt = load_checkpoint(checkpoint)
     assert ckpt.counters["steps"] > 0
     assert f"stopped by {name}" in run.stderr and str(checkpoint) in run.stderr
+    assert f"a3c train --resume {run_dir}" in run.stderr
     assert "Traceback" not in run.stderr
     # the logs are complete: every update the workers made is in updates.csv, whole rows only
     updates = rows(run_dir / "updates.csv")
@@ -61,6 +58,28 @@ def test_a_signal_stops_every_worker_saves_flushes_and_exits(tmp_path, how, name
     assert sum(int(e["episode_length"]) for e in rows(run_dir / "episodes.csv")) <= ckpt.counters["steps"]
     [event] = rows(run_dir / "events.csv")
     assert event["event"] == ("interrupted" if name == "SIGINT" else "terminated")
+    return run_dir, ckpt
+
+
+def test_ctrl_c_stops_every_worker_saves_flushes_and_exits_130(tmp_path):
+    # to the whole process group, workers included, as a terminal does
+    interrupted_a3c_run(tmp_path, Run.ctrl_c, "SIGINT", 130)
+
+
+def test_sigterm_stops_cleanly_with_143_and_the_run_resumes_where_it_stopped(tmp_path, a3c_cli):
+    # to the trainer alone, as a scheduler or `kill` does
+    run_dir, ckpt = interrupted_a3c_run(tmp_path, lambda run: run.signal(signal.SIGTERM), "SIGTERM", 143)
+    episodes = (run_dir / "episodes.csv").read_text()
+    result = a3c_cli("train", "--resume", run_dir, "--total-steps", "2000", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run_dir} at step {ckpt.counters['steps']:,}" in result.stderr
+    resumed = load_checkpoint(run_dir / "model.safetensors")
+    assert resumed.counters["steps"] >= ckpt.counters["steps"] + 2000
+    assert resumed.counters["updates"] > ckpt.counters["updates"]
+    assert (run_dir / "episodes.csv").read_text().startswith(episodes)  # appended
+    assert [e["event"] for e in rows(run_dir / "events.csv")] == ["terminated", "resumed"]
+    [resume] = json.loads((run_dir / "run.json").read_text())["resumes"]
+    assert resume["envs"] == "reseeded"  # A3C: the workers' envs were in processes that are gone
 
 
 def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path):

@@ -130,6 +130,28 @@ def _spec_missing_field(header):
     del header["spec"]["obs_dim"]
 
 
+def _env_state(**changes):
+    state = {"np_random": np.random.default_rng(0).bit_generator.state, "elapsed_steps": 3,
+             "episode": [3.0, 3, 0], "physics": {"state": {"dtype": "float64", "shape": [4],
+                                                          "values": [0.0, 0.1, 0.0, -0.1]}}}
+    state.update(changes)
+    return state
+
+
+def _resume(envs, version=1):
+    def change(header):
+        header["resume"] = {"version": version, "envs": envs}
+    return change
+
+
+def _with_resume_tensors(tensors):
+    return {**tensors, "resume/torch_rng": torch.get_rng_state(), "resume/obs": torch.zeros(1, 4)}
+
+
+def _resume_file(src, dst, envs, version=1):
+    return rewrite(src, dst, tensors=_with_resume_tensors, meta=_resume(envs, version))
+
+
 BAD_FILES = {
     "empty": lambda src, dst: dst.write_bytes(b""),
     "random bytes": lambda src, dst: dst.write_bytes(np.random.default_rng(1).bytes(4096)),
@@ -155,6 +177,30 @@ BAD_FILES = {
         src, dst, tensors=lambda t: {k: v for k, v in t.items() if "value_head" not in k}),
     "optimizer state missing": lambda src, dst: rewrite(src, dst, tensors=_drop_optimizer_moment),
     "counters not numbers": lambda src, dst: rewrite(src, dst, meta=_bad_counters),
+    "a negative target step count": lambda src, dst: rewrite(
+        src, dst, meta=lambda h: h["counters"].update(target_steps=-1)),
+    "a wall time that is not seconds": lambda src, dst: rewrite(
+        src, dst, meta=lambda h: h["counters"].update(wall_time="soon")),
+    # the resume section: the learner's RNG and env state
+    "resume section of a future version": lambda src, dst: _resume_file(src, dst, None, version=99),
+    "resume section with envs that are not a list": lambda src, dst: _resume_file(src, dst, {"a": 1}),
+    "resume env state with unexpected fields": lambda src, dst: _resume_file(
+        src, dst, [_env_state(code="import os")]),
+    "resume env state naming a foreign bit generator": lambda src, dst: _resume_file(
+        src, dst, [_env_state(np_random={"bit_generator": "os.system", "state": {}})]),
+    "resume env state with a malformed RNG state": lambda src, dst: _resume_file(
+        src, dst, [_env_state(np_random={"bit_generator": "PCG64", "state": {"state": "x", "inc": 1},
+                                         "has_uint32": 0, "uinteger": 0})]),
+    "resume env state with physics that are not numbers": lambda src, dst: _resume_file(
+        src, dst, [_env_state(physics={"state": {"dtype": "float64", "shape": [1], "values": ["x"]}})]),
+    "resume env state with a physics array of the wrong size": lambda src, dst: _resume_file(
+        src, dst, [_env_state(physics={"state": {"dtype": "float64", "shape": [3], "values": [1.0]}})]),
+    "resume env state with negative step counts": lambda src, dst: _resume_file(
+        src, dst, [_env_state(elapsed_steps=-5)]),
+    "resume section without its tensors": lambda src, dst: rewrite(
+        src, dst, meta=_resume([_env_state()])),
+    "resume section with observations for another number of envs": lambda src, dst: _resume_file(
+        src, dst, [_env_state(), _env_state()]),
 }
 
 

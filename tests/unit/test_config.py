@@ -71,6 +71,24 @@ def test_from_dict_refuses_hidden_sizes_that_are_not_a_list():
         Config.from_dict({"env_id": "CartPole-v1", "hidden_sizes": 64})
 
 
+def test_env_id_given_twice_is_a_config_error_not_a_type_error():
+    with pytest.raises(ConfigError, match="env_id is given twice"):
+        build_config("CartPole-v1", env_id="Acrobot-v1")
+    with pytest.raises(ConfigError, match="env_id is given twice"):
+        build_config("CartPole-v1", env_id=3)
+    assert build_config("CartPole-v1", env_id="CartPole-v1").env_id == "CartPole-v1"
+    with pytest.raises(ConfigError, match="unknown preset ''"):
+        build_config("CartPole-v1", preset="")  # not silently the default one
+
+
+@pytest.mark.parametrize("name, value", [
+    ("keep_checkpoints", 0), ("max_restarts", -1), ("max_skipped_updates", 0), ("run_dir", " "),
+])
+def test_fault_options_name_their_field(name, value):
+    with pytest.raises(ConfigError, match=name):
+        valid(**{name: value})
+
+
 def test_unknown_keys_are_refused():
     with pytest.raises(ConfigError, match="bogus"):
         Config.from_dict({"env_id": "CartPole-v1", "bogus": 1})
@@ -159,7 +177,11 @@ def keeps_documented_constraints(cfg: Config) -> None:
     assert cfg.eval_interval >= 0 and cfg.eval_episodes > 0 and cfg.final_eval_episodes >= 0
     assert cfg.checkpoint_interval >= 0 and cfg.log_interval > 0
     assert isinstance(cfg.shared_torso, bool)
-    assert cfg.run_dir is None or isinstance(cfg.run_dir, str)
+    assert cfg.run_dir is None or (isinstance(cfg.run_dir, str) and cfg.run_dir.strip())
+    for name in ("keep_checkpoints", "max_restarts", "max_skipped_updates"):
+        value = getattr(cfg, name)
+        assert isinstance(value, int) and not isinstance(value, bool), name
+    assert cfg.keep_checkpoints > 0 and cfg.max_restarts >= 0 and cfg.max_skipped_updates > 0
 
 
 def accept_or_config_error(make) -> None:
