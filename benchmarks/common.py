@@ -39,13 +39,15 @@ def run_train(env_id: str, run_dir: Path, *options: str,
     cmd = [sys.executable, "-m", "a3c.cli", "train", env_id, "--quiet", "--run-dir", str(run_dir),
            *options]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    interrupted = False
     while proc.poll() is None:
         time.sleep(0.5)
         if stop_when is not None and (run_dir / "episodes.csv").exists() and stop_when(run_dir):
             proc.send_signal(signal.SIGINT)
+            interrupted = True
             break
     _, stderr = proc.communicate()
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not (interrupted and proc.returncode == 130):  # 130: saved, stopped
         raise RuntimeError(f"{' '.join(cmd)} failed with exit status {proc.returncode}:\n{stderr}")
     return launched
 
