@@ -342,9 +342,8 @@ class WorkerPool:
                 how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
                 what, detail = f"worker {w.rank} (pid {pid}) died: {how}", ""
             if self.restarts >= allowed:
-                left = (f"all {allowed} restarts (max_restarts) were used" if allowed
-                        else "max_restarts is 0")
-                raise WorkerError(f"{what}; {left}, so the run stops{detail}")
+                raise WorkerError(f"{what}; no restarts left (max_restarts {allowed}), so the run "
+                                  f"stops{detail}")
             self.restarts += 1
             new = self._start_worker(w.rank, w.incarnation + 1)
             self.workers[i] = new
@@ -357,6 +356,15 @@ class WorkerPool:
     def take_events(self) -> list[tuple[str, str]]:
         events, self._events = self._events, []
         return events
+
+    def kill(self) -> None:
+        """SIGKILL every worker now (a second Ctrl-C): no report read, nothing waited for."""
+        for w in self.workers:
+            if w.process.exitcode is None:
+                try:
+                    os.kill(w.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def all_exited(self) -> bool:
         return all(w.process.exitcode is not None for w in self.workers)

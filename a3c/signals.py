@@ -4,8 +4,9 @@ A KeyboardInterrupt raised wherever the trainer happens to be can tear what it w
 half read from a worker's pipe, a stop half done, a final evaluation whose exception escapes before
 the checkpoint is written). Instead, the first signal only sets a flag that the training loop reads
 between steps; the one thing it interrupts at once is an evaluation, which changes nothing. A second
-signal means "now": the process exits without saving, and the workers, which watch the trainer's
-pid, exit with it.
+signal means "now": the workers are killed and KeyboardInterrupt (SIGINT) or SystemExit(143)
+(SIGTERM) is raised where the trainer is, without saving; the command exits with 130 or 143, and a
+notebook's kernel survives it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ class _Abort(BaseException):
 class StopSignals:
     """While entered (in the main thread), SIGINT and SIGTERM set `received` instead of killing us."""
 
-    def __init__(self, quiet: bool = False):
+    def __init__(self, quiet: bool = False, kill: Callable[[], None] | None = None):
         self.received: int | None = None
         self.quiet = quiet
+        self.kill = kill  # ends the run's other processes at once, on a second signal
         self._abortable = False
         self._previous: dict[int, Any] = {}
 
@@ -52,8 +54,12 @@ class StopSignals:
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if self.received is not None:
-            os.write(2, f"\na3c: {name} again: exiting now, without saving\n".encode())
-            os._exit(128 + signum)
+            os.write(2, f"\na3c: {name} again: stopping now, without saving\n".encode())
+            if self.kill is not None:
+                self.kill()
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
         self.received = signum
         if not self.quiet:
             os.write(2, f"\na3c: {name}: stopping the workers and saving a checkpoint "

@@ -73,6 +73,7 @@ class Driver(Protocol):
     #   resume_state() -> (dict, dict[str, Tensor]) | None: a3c.run_state.capture's record of the
     #       learner's RNG and envs, for a checkpoint that can be continued exactly.
     #   restarts: int, the workers restarted so far.
+    #   kill() -> None: end the driver's processes at once (a second Ctrl-C), from a signal handler.
 
 
 def write_run_info(run_dir: Path, config: Config, start: float, resumed: dict | None = None) -> None:
@@ -138,7 +139,8 @@ class Supervisor:
 
     def run(self, driver: Driver) -> TrainResult:
         # From here on Ctrl-C and SIGTERM stop the run cleanly, with a checkpoint (a3c.signals).
-        with StopSignals(quiet=self.verbose == 0) as signals:
+        kill = getattr(driver, "kill", None)  # the driver's processes, killed on a second signal
+        with StopSignals(quiet=self.verbose == 0, kill=kill) as signals:
             if self.position is not None:
                 cut_logs(self.run_dir, self.start_steps)  # later rows: training the checkpoint lacks
             logger = RunLogger(self.run_dir, self._total, self.verbose,

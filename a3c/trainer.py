@@ -38,6 +38,10 @@ class HogwildDriver:
     def take_events(self) -> list[tuple[str, str]]:
         return self.pool.take_events() if self.pool is not None else []
 
+    def kill(self) -> None:
+        if self.pool is not None:
+            self.pool.kill()
+
     @property
     def restarts(self) -> int:
         return self.pool.restarts if self.pool is not None else 0

@@ -6,9 +6,16 @@ its environment, so /proc shows whether any of them survived (tests/processes.py
 
 import csv
 import json
+import multiprocessing
+import os
 import signal
+import threading
 import time
+from pathlib import Path
 
+import pytest
+
+from a3c import A3C
 from a3c.checkpoint import load_checkpoint
 from tests.processes import Run, wait_for
 
@@ -70,7 +77,8 @@ def test_sigterm_stops_cleanly_with_143_and_the_run_resumes_where_it_stopped(tmp
     # to the trainer alone, as a scheduler or `kill` does
     run_dir, ckpt = interrupted_a3c_run(tmp_path, lambda run: run.signal(signal.SIGTERM), "SIGTERM", 143)
     episodes = (run_dir / "episodes.csv").read_text()
-    result = a3c_cli("train", "--resume", run_dir, "--total-steps", "2000", "--quiet")
+    result = a3c_cli("train", "--resume", run_dir, "--total-steps", "2000", "--final-eval-episodes", "0",
+                     "--quiet")
     assert result.returncode == 0, result.stderr
     assert f"resuming {run_dir} at step {ckpt.counters['steps']:,}" in result.stderr
     resumed = load_checkpoint(run_dir / "model.safetensors")
@@ -99,9 +107,9 @@ def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path):
     assert "stopped by SIGINT" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_a_second_ctrl_c_exits_at_once_and_stuck_workers_die_with_the_trainer(tmp_path):
+def test_a_second_ctrl_c_exits_at_once_without_saving_and_ends_the_stuck_workers(tmp_path):
     # Both workers get stuck in an env step, one in C code that holds the GIL: a first Ctrl-C waits
-    # for them (up to a timeout), a second one exits at once, and they die with the trainer.
+    # for them (up to a timeout), a second one kills them and exits at once.
     run_dir = tmp_path / "run"
     run = Run(tmp_path, "train", "tests.toy_envs:ToyStuck-v0", "--workers", "2", "--seed", "0",
               "--total-steps", "100000000", "--eval-interval", "0", "--final-eval-episodes", "0",
@@ -116,7 +124,7 @@ def test_a_second_ctrl_c_exits_at_once_and_stuck_workers_die_with_the_trainer(tm
         run.ctrl_c()
         code = run.wait(10)
         assert code == 130 and time.monotonic() - sent < 3, run.stderr
-        assert "SIGINT again: exiting now" in run.stderr
+        assert "SIGINT again: stopping now, without saving" in run.stderr
         assert wait_for(lambda: not run.processes(), 10), "a stuck worker outlived the trainer"
     finally:
         run.kill_all()
@@ -140,3 +148,52 @@ def test_sigkill_of_the_trainer_leaves_no_process_behind(tmp_path):
         assert time.monotonic() - killed < 5
     finally:
         run.kill_all()
+
+
+def workers_of_this_process() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("a3c-worker-")]
+
+
+def all_stuck() -> bool:
+    workers = workers_of_this_process()
+    return len(workers) == 2 and all(
+        Path(f"/proc/{w.pid}/wchan").read_bytes() in (b"hrtimer_nanosleep", b"do_nanosleep") for w in workers)
+
+
+class Signaller(threading.Thread):
+    """Sends this process SIGINT `times` times, once `ready()` holds."""
+
+    def __init__(self, ready, times: int, gap: float = 1.0):
+        super().__init__(daemon=True)
+        self.ready, self.times, self.gap = ready, times, gap
+
+    def run(self) -> None:
+        wait_for(self.ready, START)
+        for _ in range(self.times):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(self.gap)
+
+
+def test_in_a_python_session_ctrl_c_stops_learn_and_a_second_raises_keyboard_interrupt(tmp_path):
+    # In a notebook or a script: the first Ctrl-C makes learn() return, saved; a second one raises
+    # KeyboardInterrupt where the trainer is, with its workers killed, and the session goes on.
+    handler = signal.getsignal(signal.SIGINT)
+    model = A3C("CartPole-v1", workers=2, seed=0, verbose=0, eval_interval=0, final_eval_episodes=0,
+                log_interval=0.2)
+    Signaller(lambda: data_rows(tmp_path / "once" / "updates.csv") >= 2, times=1).start()
+    model.learn(total_steps=10**9, max_seconds=START, run_dir=tmp_path / "once")
+    r = model.last_result
+    assert r.stop_reason == "interrupted" and r.signal == signal.SIGINT
+    assert load_checkpoint(tmp_path / "once").counters["steps"] == r.steps > 0
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+
+    stuck = A3C("tests.toy_envs:ToyStuck-v0", workers=2, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0)
+    Signaller(all_stuck, times=2).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        stuck.learn(total_steps=10**9, max_seconds=START, run_dir=tmp_path / "twice")
+    assert time.monotonic() - started < START
+    assert wait_for(lambda: not workers_of_this_process(), 5)
+    assert not (tmp_path / "twice" / "model.safetensors").exists()
+    assert signal.getsignal(signal.SIGINT) is handler
