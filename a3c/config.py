@@ -74,6 +74,9 @@ class Config:
     max_inflight_pushes: int = _opt(
         "backend ray: gradients a worker may have sent and not yet seen applied; one more waits "
         "(back-pressure from a busy parameter server)", default=2)
+    gradients_per_push: int = _opt(
+        "backend ray: gradients a worker sends in one call, each still its own update, applied in "
+        "order: fewer calls per update, but the first is applied that many rollouts later", default=1)
     n_envs: int = _opt(
         "environments stepped as one batch: A2C's whole batch, or each A3C worker's", default=1)
     vec_env: str = _opt(
@@ -191,6 +194,8 @@ class Config:
              "ray_address must be 'auto' or HOST:PORT (or none), got an empty string")
         need(self.max_inflight_pushes > 0,
              f"max_inflight_pushes must be positive, got {self.max_inflight_pushes}")
+        need(self.gradients_per_push > 0,
+             f"gradients_per_push must be positive, got {self.gradients_per_push}")
         need(self.n_envs > 0, f"n_envs must be positive, got {self.n_envs}")
         need(self.vec_env in VEC_ENVS,
              f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -59,7 +59,7 @@ def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
 class Reply(NamedTuple):
     """What a worker learns from each push: its staleness and the run's state after the update."""
 
-    staleness: int  # updates others applied between the worker's pull and this update
+    staleness: tuple[int, ...]  # per gradient: updates others applied between its pull and it
     version: int  # the version of `params`: the global update count it includes
     params: Any  # ObjectRef (without Ray: the array) of version's flat parameters; None: sent before
     steps: int  # env steps of all workers, earlier runs included
@@ -136,29 +136,36 @@ class ParameterServer:
                                 f"again (restart {self._starts[rank] - 1} of this worker)"))
         self._publish(force=True)
         self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
-        return self._reply(rank, 0)
+        return self._reply(rank, ())
 
-    def push(self, rank: int, grads: np.ndarray, pulled_version: int, steps: int) -> Reply:
-        """theta <- theta - alpha * grads (the optimizer's rule), counting `steps` env steps of `rank`."""
+    def push(self, rank: int, grads: np.ndarray, pulled_versions: Sequence[int],
+             steps: Sequence[int]) -> Reply:
+        """theta <- theta - alpha * g (the optimizer's rule) for each of `rank`'s gradients, in order.
+
+        grads is [B, N]: B gradients of one worker (usually 1), each pulled at its version and
+        counting its env steps.
+        """
         own = self._own.setdefault(rank, deque())
-        while own and own[0] <= pulled_version:  # a worker's pulls only move forward
-            own.popleft()
-        # Versions applied since the pull, less this worker's own updates still in flight then.
-        staleness = self.version - pulled_version - len(own)
-        self._grad_array[:] = grads
-        if self.config.lr_schedule != "constant":
-            lr = lr_at(self.config, self.steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-        self.optimizer.step()
-        self.version += 1
-        self.steps += steps
-        counts = self.worker_counts.setdefault(rank, [0, 0])
-        counts[0] += steps
-        counts[1] += 1
-        own.append(self.version)
+        staleness = []
+        for grad, pulled_version, n in zip(grads, pulled_versions, steps, strict=True):
+            while own and own[0] <= pulled_version:  # a worker's pulls only move forward
+                own.popleft()
+            # Versions applied since the pull, less this worker's own updates it did not have then.
+            staleness.append(self.version - pulled_version - len(own))
+            self._grad_array[:] = grad
+            if self.config.lr_schedule != "constant":
+                lr = lr_at(self.config, self.steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            self.optimizer.step()
+            self.version += 1
+            self.steps += n
+            counts = self.worker_counts.setdefault(rank, [0, 0])
+            counts[0] += n
+            counts[1] += 1
+            own.append(self.version)
         self._publish()
-        return self._reply(rank, staleness)
+        return self._reply(rank, tuple(staleness))
 
     def skip(self, rank: int, steps: int) -> None:
         """Count env steps whose update the worker did not push (its gradient was not finite)."""
@@ -212,7 +219,7 @@ class ParameterServer:
             with torch.no_grad():
                 value.copy_(torch.cat([t.reshape(-1) for t in parts]) if value.dim() else parts[0])
 
-    def _reply(self, rank: int, staleness: int) -> Reply:
+    def _reply(self, rank: int, staleness: tuple[int, ...]) -> Reply:
         version, ref = self._published
         if self._sent.get(rank) == version:
             ref = None  # a reference in a reply costs the server ~0.25 ms: send each one once

@@ -1,9 +1,10 @@
 """A3C workers as Ray actors: the local backend's loop (run_worker) behind a Ray pull and push.
 
 Pushes are asynchronous: a worker sends its gradient and goes on with its next rollout, keeping at
-most ``config.max_inflight_pushes`` pushes unanswered; one more waits for the oldest, so a slow
-parameter server slows its workers down instead of queueing their gradients without bound. Pulls
-never wait: they load the newest parameters the server's replies have announced.
+most ``config.max_inflight_pushes`` calls unanswered; one more waits for the oldest, so a slow
+parameter server slows its workers down instead of queueing their gradients without bound. A call
+may carry ``config.gradients_per_push`` consecutive gradients, each applied as its own update.
+Pulls never wait: they load the newest parameters the server's replies have announced.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RayBackend:
         self.server = server
         self.version = -1  # of the parameters in our network
         self.pending: deque[ray.ObjectRef] = deque()  # unanswered pushes, oldest first
+        self.batch: list[tuple[np.ndarray, int, int]] = []  # gradients not sent yet: (g, version, steps)
         self.staleness: deque[int] = deque()  # answered pushes' staleness, not yet handed out
         self.latest: Reply = ray.get(server.latest.remote(rank))
         self.params = self.latest.params  # reference to the newest published parameters we know of
@@ -58,9 +60,9 @@ class RayBackend:
         Each push's staleness is handed out once, in order, by a later call, so a report's sums count
         every applied update but the last few in flight, and the first calls return 0.
         """
-        while len(self.pending) >= self.config.max_inflight_pushes:
-            self._take(ray.get(self.pending.popleft()))  # back-pressure: wait for the oldest
-        self.pending.append(self.server.push.remote(self.rank, flat_gradients(net), pulled_version, steps))
+        self.batch.append((flat_gradients(net), pulled_version, steps))
+        if len(self.batch) >= self.config.gradients_per_push:
+            self._send()
         return self.staleness.popleft() if self.staleness else 0
 
     def skip(self, steps: int) -> None:
@@ -74,12 +76,21 @@ class RayBackend:
         return self.latest.stop or self.latest.steps >= self.config.total_steps
 
     def drain(self) -> None:
-        """Wait until every push sent has been applied."""
+        """Send what is left and wait until every gradient has been applied."""
+        if self.batch:
+            self._send()
         while self.pending:
             self._take(ray.get(self.pending.popleft()))
 
+    def _send(self) -> None:
+        while len(self.pending) >= self.config.max_inflight_pushes:
+            self._take(ray.get(self.pending.popleft()))  # back-pressure: wait for the oldest
+        grads, versions, steps = zip(*self.batch, strict=True)
+        self.pending.append(self.server.push.remote(self.rank, np.stack(grads), versions, steps))
+        self.batch = []
+
     def _take(self, reply: Reply) -> None:
-        self.staleness.append(reply.staleness)
+        self.staleness.extend(reply.staleness)
         self.latest = reply  # the server answers our pushes in order: versions only move forward
         if reply.params is not None:  # a version not announced to us before
             self.params = reply.params

@@ -40,6 +40,11 @@ def server(optimizer="adam", total_steps=10**6, **kw):
     return ps, net, opt, store
 
 
+def push(ps, rank, grad, pulled_version, steps):
+    """One gradient in a call, as a worker with gradients_per_push 1 sends it."""
+    return ps.push(rank, grad[None], [pulled_version], [steps])
+
+
 def gradient(seed):
     g = torch.Generator().manual_seed(seed)
     net = ActorCritic(SPEC)
@@ -53,7 +58,7 @@ def test_pushed_gradients_update_as_the_local_shared_optimizer_does(name):
     ps, net, opt, _ = server(name, publish_spacing=0)
     for seed in range(3):
         source, flat = gradient(seed)
-        ps.push(0, flat, ps.version, 10)
+        push(ps, 0, flat, ps.version, 10)
         for p, q in zip(net.parameters(), source.parameters(), strict=True):
             p.grad = q.grad.clone()
         opt.step()
@@ -67,9 +72,21 @@ def test_pushed_gradients_update_as_the_local_shared_optimizer_does(name):
     assert (snapshot.steps, snapshot.updates) == (30, 3)
 
 
+def test_gradients_sent_together_are_applied_as_separate_updates_in_order():
+    one, *_ = server(publish_spacing=0)
+    batched, *_ = server(publish_spacing=0)
+    grads = [gradient(seed)[1] for seed in range(3)]
+    for g in grads:
+        push(one, 0, g, 0, 10)
+    reply = batched.push(0, np.stack(grads), [0, 0, 0], [10, 10, 10])
+    assert reply.staleness == (0, 0, 0)  # all three from one worker: its own updates are no one else's
+    np.testing.assert_array_equal(flat_parameters(batched.net), flat_parameters(one.net))
+    assert (batched.version, batched.steps) == (3, 30)
+
+
 def test_optimizer_state_goes_in_and_out_by_parameter_name():
     ps, net, opt, _ = server()
-    ps.push(0, gradient(0)[1], 0, 5)
+    push(ps, 0, gradient(0)[1], 0, 5)
     snapshot = ps.snapshot()
     state = {k: torch.from_numpy(v) for k, v in snapshot.optimizer_state.items()}
     model = {k: torch.from_numpy(v) for k, v in snapshot.model_state.items()}
@@ -82,17 +99,17 @@ def test_optimizer_state_goes_in_and_out_by_parameter_name():
 def test_staleness_counts_updates_by_others_between_pull_and_push():
     ps, *_ = server()
     g = gradient(0)[1]
-    assert ps.push(1, g, 0, 1).staleness == 0
+    assert push(ps, 1, g, 0, 1).staleness == (0,)
     pulled = ps.version  # worker 0 pulls version 1
-    ps.push(1, g, 1, 1)
-    ps.push(1, g, 2, 1)
-    assert ps.push(0, g, pulled, 1).staleness == 2
+    push(ps, 1, g, 1, 1)
+    push(ps, 1, g, 2, 1)
+    assert push(ps, 0, g, pulled, 1).staleness == (2,)
     # Two pushes from the same pull (the first still in flight at the pull): its own update is no
     # one else's, so only worker 1's update counts.
     pulled = ps.version
-    assert ps.push(0, g, pulled, 1).staleness == 0
-    ps.push(1, g, ps.version, 1)
-    assert ps.push(0, g, pulled, 1).staleness == 1
+    assert push(ps, 0, g, pulled, 1).staleness == (0,)
+    push(ps, 1, g, ps.version, 1)
+    assert push(ps, 0, g, pulled, 1).staleness == (1,)
 
 
 def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_worker():
@@ -100,19 +117,19 @@ def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_wo
     assert len(store.puts) == 1 and ps.latest(0).params == 0
     assert ps.latest(1).params == 0 and len(store.puts) == 1  # same version: no new put
     g = gradient(0)[1]
-    reply = ps.push(0, g, 0, 1)
+    reply = push(ps, 0, g, 0, 1)
     assert (reply.version, reply.params, len(store.puts)) == (1, 1, 2)
     np.testing.assert_array_equal(store.puts[1], flat_parameters(ps.net))
     assert ps.latest(0).params == 1  # a (re)started worker always gets the reference
-    reply = ps.push(1, g, 1, 1)
+    reply = push(ps, 1, g, 1, 1)
     assert reply.params == 2
-    assert ps.push(1, g, 2, 1).params == 3
+    assert push(ps, 1, g, 2, 1).params == 3
 
 
 def test_publication_is_spaced_out_in_time():
     ps, _, _, store = server(publish_spacing=10**6)  # after the first put, none for a long time
     g = gradient(0)[1]
-    replies = [ps.push(0, g, 0, 1) for _ in range(5)]
+    replies = [push(ps, 0, g, 0, 1) for _ in range(5)]
     assert len(store.puts) == 1 and all(r.version == 0 for r in replies)
     assert replies[0].params == 0 and all(r.params is None for r in replies[1:])  # once per worker
     assert ps.latest(0).version == 5 and len(store.puts) == 2  # the first pull forces a put
@@ -121,8 +138,8 @@ def test_publication_is_spaced_out_in_time():
 def test_stop_when_total_steps_reached_or_asked():
     ps, *_ = server(total_steps=20)
     g = gradient(0)[1]
-    assert not ps.push(0, g, 0, 10).stop
-    assert ps.push(0, g, 1, 10).stop
+    assert not push(ps, 0, g, 0, 10).stop
+    assert push(ps, 0, g, 1, 10).stop
     ps2, *_ = server()
     ps2.request_stop()
     assert ps2.latest(0).stop
