@@ -23,7 +23,6 @@ from a3c.errors import ConfigError, WorkerError
 from a3c.networks import ActorCritic
 from a3c.worker import WorkerReport
 
-WORKER_RESTARTS = 10  # a worker actor that dies is restarted by Ray this many times
 SERVER_TIMEOUT = 60.0  # seconds without an answer from the parameter server before giving up
 STOP_TIMEOUT = 10.0  # seconds for the workers to finish their update once asked to stop
 
@@ -56,6 +55,7 @@ class RayDriver:
         self.optimizer = optimizer
         self._steps = start_steps
         self._updates = start_updates
+        self.config: Config | None = None
         self.server: ray.actor.ActorHandle | None = None
         self.workers: list[ray.actor.ActorHandle] = []
         self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
@@ -81,9 +81,11 @@ class RayDriver:
         server_actor = ray.remote(ParameterServer).options(num_cpus=0, max_restarts=0, name=server_name)
         self.server = server_actor.remote(config, self.net.spec, self.net.state_dict(), optimizer_state,
                                           self._steps, self._updates)
-        # A worker that dies is started anew (fresh env, newest parameters) and its run() resumed.
+        # A worker whose actor dies is started anew by Ray (fresh env, newest parameters) and its
+        # run() resumed; config.max_restarts bounds the restarts of all workers together (advance).
         worker_actor = ray.remote(RolloutWorker).options(
-            num_cpus=1, max_restarts=WORKER_RESTARTS, max_task_retries=-1)
+            num_cpus=1, max_restarts=config.max_restarts, max_task_retries=-1)
+        self.config = config
         self.workers = [worker_actor.remote(rank, config, self.net.spec, server_name, start_time)
                         for rank in range(workers)]
         self.runs = {w.run.remote(): rank for rank, w in enumerate(self.workers)}
@@ -95,13 +97,16 @@ class RayDriver:
             finished = []
             time.sleep(0.1)
         reports = self._sync()
+        if self.restarts > self.config.max_restarts:
+            raise WorkerError(f"worker actors died {self.restarts} times, more than max_restarts "
+                              f"({self.config.max_restarts}) allows")
         for ref in finished:
             rank = self.runs.pop(ref)
             try:
                 ray.get(ref)
             except ray.exceptions.RayActorError as exc:
-                raise WorkerError(f"worker {rank} died {WORKER_RESTARTS + 1} times; giving up: {exc}") \
-                    from None
+                raise WorkerError(f"worker {rank} died and max_restarts ({self.config.max_restarts}) "
+                                  f"allows no more restarts: {exc}") from None
             except ray.exceptions.RayTaskError as exc:
                 raise WorkerError(f"worker {rank} failed:\n{str(exc).rstrip()}") from None
         return reports

@@ -117,6 +117,23 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, driver
 
 
 @pytest.mark.slow
+def test_a_worker_death_beyond_max_restarts_stops_the_run(cluster, drivers, tmp_path):
+    import ray
+
+    model = A3C("CartPole-v1", backend="ray", workers=2, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0, max_restarts=0)
+
+    def kill_worker_1():
+        after(lambda: drivers and drivers[0].steps() >= 2_000)
+        ray.kill(drivers[0].workers[1], no_restart=False)
+
+    threading.Thread(target=kill_worker_1, daemon=True).start()
+    with pytest.raises(WorkerError, match="worker 1 died and max_restarts"):
+        model.learn(total_steps=10**7, run_dir=tmp_path)
+    assert load_checkpoint(tmp_path / "model.safetensors").counters["steps"] >= 2_000
+
+
+@pytest.mark.slow
 def test_losing_the_parameter_server_stops_the_run_and_keeps_the_checkpoints(cluster, drivers, tmp_path):
     import ray
 
