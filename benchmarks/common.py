@@ -28,7 +28,9 @@ def machine() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0))
-    return f"{cores} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
+    load = os.getloadavg()[0]  # other work on the machine: rates measured beside it are lower
+    return (f"{cores} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
+            f"load average {load:.1f} at the end of the run")
 
 
 def run_train(env_id: str, run_dir: Path, *options: str,
