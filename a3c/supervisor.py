@@ -26,6 +26,7 @@ from a3c.run_state import RunPosition
 from a3c.signals import StopSignals
 from a3c.worker import WorkerReport
 
+_FINAL_EVAL_SEED = 1_000_000  # the final evaluation's first episode seed
 KEEP_CHECKPOINTS = 3  # the default of config.keep_checkpoints
 
 
@@ -132,6 +133,20 @@ class Supervisor:
         self._start = time.time()
         self._total = start_steps + config.total_steps
 
+    def _confirm_target(self, cfg: Config, steps: int, start: float, logger: RunLogger,
+                        signals: StopSignals) -> bool:
+        """Re-evaluate the snapshot that reached the target as the final evaluation will (same
+        episodes, same seed): a run stops at its target only if its final evaluation holds it too.
+        A lucky short evaluation otherwise ends training on a policy that then scores below it."""
+        if not cfg.final_eval_episodes:
+            return True
+        result = signals.call_abortable(evaluate, self.eval_net, self.eval_env,
+                                        cfg.final_eval_episodes, True, _FINAL_EVAL_SEED)
+        if result is None:
+            return False  # a stop signal came during the evaluation: the loop sees it next
+        logger.evaluation(time.time() - start, steps, result)
+        return result.mean_return >= cfg.target_return
+
     def evaluate(self, episodes: int, seed: int) -> EvalResult:
         """Evaluate a snapshot of the global network, so concurrent writes cannot tear an episode."""
         self.eval_net.load_state_dict(self.net.state_dict())
@@ -193,7 +208,8 @@ class Supervisor:
                     if result is None:
                         break  # a stop signal came during the evaluation
                     logger.evaluation(time.time() - start, steps, result)
-                    if cfg.target_return is not None and result.mean_return >= cfg.target_return:
+                    if cfg.target_return is not None and result.mean_return >= cfg.target_return \
+                            and self._confirm_target(cfg, steps, start, logger, signals):
                         best_snapshot = {k: v.clone() for k, v in self.eval_net.state_dict().items()}
                         reason = "target_return"
                         break
@@ -226,7 +242,7 @@ class Supervisor:
         final_eval = None
         if cfg.final_eval_episodes and signals.received is None:
             logger.note(f"final evaluation: {cfg.final_eval_episodes} greedy episodes")
-            final_eval = signals.call_abortable(self.evaluate, cfg.final_eval_episodes, 1_000_000)
+            final_eval = signals.call_abortable(self.evaluate, cfg.final_eval_episodes, _FINAL_EVAL_SEED)
             if final_eval is not None:
                 logger.evaluation(time.time() - start, steps, final_eval)
         checkpoint = self._save(self.run_dir / "model.safetensors", steps, updates, driver)
