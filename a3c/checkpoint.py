@@ -21,6 +21,7 @@ from a3c.config import Config
 from a3c.errors import CheckpointError, ConfigError
 from a3c.networks import ActorCritic, NetworkSpec
 from a3c.optim import make_shared_optimizer
+from a3c.processes import is_running
 from a3c.run_state import TENSOR_PREFIX as _RESUME
 from a3c.run_state import validate as validate_resume
 
@@ -130,20 +131,11 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     removed = []
     for tmp in directory.glob(".*.safetensors.tmp*"):
         pid = tmp.name.rpartition(".tmp")[2]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not is_running(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def prune_checkpoints(directory: Path, keep: int) -> None:

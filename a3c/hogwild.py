@@ -33,7 +33,7 @@ from a3c.config import Config
 from a3c.envs import make_training_envs
 from a3c.errors import NonFiniteError, WorkerError
 from a3c.networks import ActorCritic
-from a3c.processes import worker_context
+from a3c.processes import is_running, worker_context
 from a3c.rollout import RolloutCollector
 from a3c.signals import sigint_blocked
 from a3c.worker import WorkerReport, run_worker
@@ -204,19 +204,10 @@ def _watch_trainer(pid: int, pidfd: int | None) -> None:
     if pidfd is not None:
         select.select([pidfd], [], [])  # readable once the process has exited
     else:
-        while _running(pid):
+        while is_running(pid):
             time.sleep(0.5)
     os._exit(1)  # nobody will read our work
 
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _worker_main(rank: int, incarnation: int, conn: connection.Connection, config: Config,

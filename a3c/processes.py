@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
@@ -28,3 +29,14 @@ def prestart_workers() -> None:
     """Start the forkserver now, so its imports overlap the trainer's own start-up."""
     if worker_context().get_start_method() == "forkserver":
         forkserver.ensure_running()
+
+
+def is_running(pid: int) -> bool:
+    """Whether a process with this pid exists (it may be another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

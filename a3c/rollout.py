@@ -75,21 +75,8 @@ class RolloutCollector:
         else:
             to_net, to_numpy = _converters(net)
             for t in range(len(r.rewards)):
-                obs_t = to_net(self.obs)
-                actions, values = net.act(obs_t)
-                actions = to_numpy(actions)
-                r.obs[t] = self.obs
-                r.actions[t] = actions
-                r.values[t] = to_numpy(values)
-                env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
-                self.obs, rewards, terminated, truncated, info = self.envs.step(env_actions)
-                r.rewards[t] = rewards
-                r.terminated[t] = terminated
-                r.truncated[t] = truncated
-                if t > 0:
-                    r.next_values[t - 1] = r.values[t]
-                if "final_obs" in info:
-                    self._episode_ends(t, info, net)
+                actions, values = net.act(to_net(self.obs))
+                self._step(t, to_numpy(actions), to_numpy(values), net)
             r.next_values[-1] = to_numpy(net.value(to_net(self.obs)))
         # Where an episode ended, the value of the state after it is not the next row's value.
         ends = r.terminated | r.truncated
@@ -116,25 +103,28 @@ class RolloutCollector:
         r.initial_state = (self.state[0].clone(), self.state[1].clone())
         for t in range(len(r.rewards)):
             actions, values, state = net.act_recurrent(to_net(self.obs), self.state)
-            actions = to_numpy(actions)
-            r.obs[t] = self.obs
-            r.actions[t] = actions
-            r.values[t] = to_numpy(values)
-            env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
-            self.obs, rewards, terminated, truncated, info = self.envs.step(env_actions)
-            r.rewards[t] = rewards
-            r.terminated[t] = terminated
-            r.truncated[t] = truncated
-            if t > 0:
-                r.next_values[t - 1] = r.values[t]
-            if "final_obs" in info:
-                self._episode_ends(t, info, net, state)  # V(final obs) continues the episode's state
-            ends = terminated | truncated
+            # V(final obs) continues the episode's state
+            self._step(t, to_numpy(actions), to_numpy(values), net, state)
+            ends = r.terminated[t] | r.truncated[t]
             if ends.any():
                 keep = torch.from_numpy(~ends).to(state[0].device).unsqueeze(-1).to(state[0].dtype)
                 state = (state[0] * keep, state[1] * keep)
             self.state = state
         r.next_values[-1] = to_numpy(net.step(to_net(self.obs), self.state)[1])
+
+    def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic,
+              state: State | None = None) -> None:
+        """Record step t's observation, action and value, step the envs, record what came back."""
+        r = self.rollout
+        r.obs[t] = self.obs
+        r.actions[t] = actions
+        r.values[t] = values
+        env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
+        self.obs, r.rewards[t], r.terminated[t], r.truncated[t], info = self.envs.step(env_actions)
+        if t > 0:
+            r.next_values[t - 1] = r.values[t]
+        if "final_obs" in info:
+            self._episode_ends(t, info, net, state)
 
     def _episode_ends(self, t: int, info: dict, net: ActorCritic, state: State | None = None) -> None:
         r = self.rollout
