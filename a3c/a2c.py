@@ -120,6 +120,12 @@ class A2CDriver:
         collector = self.worker.collector
         return capture(self.envs, collector.obs, collector.state)
 
+    def kill(self) -> None:
+        """End the async envs' processes at once (a second Ctrl-C): none outlives the run."""
+        for process in getattr(self.envs, "processes", []):
+            if process.is_alive():
+                process.kill()
+
     def stop(self) -> list[WorkerReport]:
         torch.set_num_threads(self._threads)
         reports = [self.worker.take_report(final=True)] if self.worker is not None else []
