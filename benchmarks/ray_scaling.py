@@ -5,8 +5,10 @@
 1. Parameter server: 1 and 2 client actors push a pre-made CartPole-v1 gradient as fast as they
    can through the real RayBackend (pull the newest published parameters, push, at most
    max_inflight_pushes in flight); the rate is the server's applied updates per second.
+   The same with --batched gradients per push (gradients_per_push), each still its own update.
 2. Training throughput: `a3c train CartPole-v1 --backend ray --workers W` for each W, and the local
-   backend with 2 workers, interleaved in one invocation so both see the same machine load; the
+   backend with 2 workers, and Ray with 2 workers and --batched gradients per push, interleaved in
+   one invocation so that all see the same machine load; the
    rate is env steps/s over the last --measure seconds of each run (Ray's start-up is not counted).
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from common import machine, median, read_csv, run_train
 
 
-def server_rate(clients: int, seconds: float, inflight: int) -> dict[str, float]:
+def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> dict[str, float]:
     """Updates/s the parameter server applies with `clients` actors pushing pre-made gradients."""
     import gymnasium as gym
     import ray
@@ -35,7 +37,8 @@ def server_rate(clients: int, seconds: float, inflight: int) -> dict[str, float]
     from a3c.optim import make_optimizer
     from a3c.presets import build_config
 
-    config = build_config("CartPole-v1", max_inflight_pushes=inflight, total_steps=10**12)
+    config = build_config("CartPole-v1", max_inflight_pushes=inflight, gradients_per_push=per_push,
+                          total_steps=10**12)
     env = gym.make(config.env_id)
     spec = NetworkSpec.from_spaces(env.observation_space, env.action_space,
                                    hidden_sizes=config.hidden_sizes, activation=config.activation,
@@ -78,11 +81,13 @@ def server_rate(clients: int, seconds: float, inflight: int) -> dict[str, float]
             "server_cpu_us": 1e6 * (after["cpu_seconds"] - before["cpu_seconds"]) / max(updates, 1)}
 
 
-def training_rate(backend: str, workers: int, seconds: float, measure: float, seed: int) -> float:
+def training_rate(backend: str, workers: int, per_push: int, seconds: float, measure: float,
+                  seed: int) -> float:
     """Env steps/s of a real `a3c train` run over its last `measure` seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        run_train("CartPole-v1", run_dir, "--backend", backend, "--workers", str(workers),
+        per_push_option = ["--gradients-per-push", str(per_push)] if backend == "ray" else []
+        run_train("CartPole-v1", run_dir, "--backend", backend, "--workers", str(workers), *per_push_option,
                   "--seed", str(seed), "--max-seconds", str(seconds), "--total-steps", str(10**9),
                   "--target-return", "none", "--eval-interval", "0", "--final-eval-episodes", "0",
                   "--checkpoint-interval", "0")
@@ -104,6 +109,8 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=12.0, help="seconds at the end of a run to measure")
     parser.add_argument("--server-seconds", type=float, default=8.0)
     parser.add_argument("--inflight", type=int, default=2, help="max_inflight_pushes of the clients")
+    parser.add_argument("--batched", type=int, default=4,
+                        help="also measure gradients_per_push this (ray, 2 workers; server)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
     import ray
@@ -114,21 +121,25 @@ def main() -> None:
     ray.init(num_cpus=8, include_dashboard=False, logging_level=logging.WARNING,
              _node_ip_address="127.0.0.1")
     server_rows = []
-    for clients in (1, 2):
-        runs = [server_rate(clients, args.server_seconds, args.inflight) for _ in range(args.repeats)]
-        server_rows.append((clients, runs))
-        print(f"server, {clients} client(s): {[round(r['updates_per_s']) for r in runs]} updates/s",
-              flush=True)
+    for per_push in (1, args.batched):
+        for clients in (1, 2):
+            runs = [server_rate(clients, args.server_seconds, args.inflight, per_push)
+                    for _ in range(args.repeats)]
+            server_rows.append((clients, per_push, runs))
+            print(f"server, {clients} client(s), {per_push} per push: "
+                  f"{[round(r['updates_per_s']) for r in runs]} updates/s", flush=True)
     ray.shutdown()
 
-    rates: dict[tuple[str, int], list[float]] = {}
+    runs_list = [("local", 2, 1), *(("ray", w, 1) for w in args.workers), ("ray", 2, args.batched)]
+    rates: dict[tuple[str, int, int], list[float]] = {}
     for repeat in range(args.repeats):
-        for backend, workers in [("local", 2), *(("ray", w) for w in args.workers)]:
-            rate = training_rate(backend, workers, args.seconds, args.measure, seed=repeat)
-            rates.setdefault((backend, workers), []).append(rate)
-            print(f"{backend} x{workers} (repeat {repeat}): {rate:,.0f} env steps/s", flush=True)
+        for backend, workers, per_push in runs_list:
+            rate = training_rate(backend, workers, per_push, args.seconds, args.measure, seed=repeat)
+            rates.setdefault((backend, workers, per_push), []).append(rate)
+            print(f"{backend} x{workers}, {per_push} per push (repeat {repeat}): {rate:,.0f} env steps/s",
+                  flush=True)
 
-    local = median(rates[("local", 2)])
+    local = median(rates[("local", 2, 1)])
     lines = [
         "# Ray backend scaling on one machine",
         "",
@@ -139,32 +150,37 @@ def main() -> None:
         f"## Parameter server: gradient applications per second (CartPole-v1 network, "
         f"{args.server_seconds:g} s per run, max_inflight_pushes {args.inflight}, median of {args.repeats})",
         "",
-        "| clients | updates/s (median) | runs | puts/s | server CPU per update |",
-        "|---:|---:|---|---:|---:|",
+        "| clients | gradients per push | updates/s (median) | runs | puts/s | server CPU per update |",
+        "|---:|---:|---:|---|---:|---:|",
     ]
-    for clients, runs in server_rows:
+    for clients, per_push, runs in server_rows:
         ups = [r["updates_per_s"] for r in runs]
         best = runs[ups.index(median(ups))] if len(ups) % 2 else runs[0]
-        lines.append(f"| {clients} | {median(ups):,.0f} | {', '.join(f'{u:,.0f}' for u in ups)} | "
-                     f"{best['puts_per_s']:,.0f} | {best['server_cpu_us']:,.0f} us |")
+        lines.append(f"| {clients} | {per_push} | {median(ups):,.0f} | {', '.join(f'{u:,.0f}' for u in ups)} "
+                     f"| {best['puts_per_s']:,.0f} | {best['server_cpu_us']:,.0f} us |")
     lines += [
         "",
         f"## Training throughput: CartPole-v1 env steps/s ({args.seconds:g} s runs, last "
         f"{args.measure:g} s measured, median of {args.repeats}, runs interleaved)",
         "",
-        "| backend | workers | env steps/s (median) | runs | vs local, 2 workers |",
-        "|---|---:|---:|---|---:|",
+        "| backend | workers | gradients per push | env steps/s (median) | runs | vs local, 2 workers |",
+        "|---|---:|---:|---:|---|---:|",
     ]
-    for (backend, workers), rs in rates.items():
-        lines.append(f"| {backend} | {workers} | {median(rs):,.0f} | {', '.join(f'{r:,.0f}' for r in rs)} "
-                     f"| {median(rs) / local:.0%} |")
-    if 2 in args.workers:
-        # Each repeat runs local x2 and ray x2 within a minute of each other: their ratio is less
-        # exposed to the load of a shared machine drifting than the ratio of medians.
-        pairs = [on_ray / here for on_ray, here in zip(rates[("ray", 2)], rates[("local", 2)], strict=True)]
-        lines += ["", f"Ray / local with 2 workers, per repeat: {', '.join(f'{p:.0%}' for p in pairs)} "
-                  f"(median {median(pairs):.0%}); ratio of the medians: "
-                  f"{median(rates[('ray', 2)]) / local:.0%}."]
+    for (backend, workers, per_push), rs in rates.items():
+        shown = per_push if backend == "ray" else "-"
+        lines.append(f"| {backend} | {workers} | {shown} | {median(rs):,.0f} | "
+                     f"{', '.join(f'{r:,.0f}' for r in rs)} | {median(rs) / local:.0%} |")
+    # Each repeat runs local x2 and ray x2 within a few minutes of each other: their ratio is less
+    # exposed to the load of a shared machine drifting than the ratio of medians.
+    lines.append("")
+    for per_push in sorted({1, args.batched}):
+        if ("ray", 2, per_push) not in rates:
+            continue
+        ray_rates = rates[("ray", 2, per_push)]
+        pairs = [r / here for r, here in zip(ray_rates, rates[("local", 2, 1)], strict=True)]
+        lines.append(f"Ray ({per_push} gradient(s) per push) / local, 2 workers, per repeat: "
+                     f"{', '.join(f'{p:.0%}' for p in pairs)} (median {median(pairs):.0%}); "
+                     f"ratio of the medians: {median(ray_rates) / local:.0%}.  ")
     text = "\n".join(lines)
     print(text)
     if args.out:
