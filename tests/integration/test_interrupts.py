@@ -197,3 +197,21 @@ def test_in_a_python_session_ctrl_c_stops_learn_and_a_second_raises_keyboard_int
     assert wait_for(lambda: not workers_of_this_process(), 5)
     assert not (tmp_path / "twice" / "model.safetensors").exists()
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_a_ctrl_c_while_the_workers_are_being_stopped_still_saves(tmp_path):
+    # The run ends by max_seconds with both workers stuck in an env step: stopping them waits (5 s,
+    # then kills them). A Ctrl-C in that wait must not cut the stop short nor skip the checkpoint.
+    model = A3C("tests.toy_envs:ToyStuck-v0", workers=2, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0)  # the trainer's own ToyStuck env would block an evaluation
+    called = time.monotonic()
+
+    def during_the_stop() -> bool:  # the stop starts 2 s after training does, and lasts 5 s
+        return all_stuck() and time.monotonic() - called > 5.0
+
+    Signaller(during_the_stop, times=1).start()
+    model.learn(total_steps=10**9, max_seconds=2, run_dir=tmp_path)
+    r = model.last_result
+    assert r.stop_reason == "max_seconds" and r.signal == signal.SIGINT
+    assert load_checkpoint(tmp_path).counters["steps"] == r.steps
+    assert not workers_of_this_process()
