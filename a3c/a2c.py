@@ -16,8 +16,8 @@ import torch
 from a3c.config import Config
 from a3c.envs import make_training_envs
 from a3c.errors import ConfigError
-from a3c.hogwild import lr_at
 from a3c.networks import ActorCritic
+from a3c.optim import schedule_lr
 from a3c.rollout import RolloutCollector
 from a3c.run_state import RunPosition, capture, restore, sub_envs
 from a3c.signals import sigint_blocked
@@ -49,9 +49,7 @@ class SyncBackend:
         return self.updates
 
     def push(self, net: ActorCritic, pulled_version: int, steps: int) -> int:
-        if self.config.lr_schedule != "constant":
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(self.config, self.steps)
+        schedule_lr(self.optimizer, self.config, lambda: self.steps)
         self.optimizer.step()
         staleness = self.updates - pulled_version  # 0: nothing runs between our pull and push
         self.steps += steps

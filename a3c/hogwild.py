@@ -33,6 +33,7 @@ from a3c.config import Config
 from a3c.envs import make_training_envs
 from a3c.errors import NonFiniteError, WorkerError
 from a3c.networks import ActorCritic
+from a3c.optim import schedule_lr
 from a3c.processes import is_running, worker_context
 from a3c.rollout import RolloutCollector
 from a3c.signals import sigint_blocked
@@ -63,13 +64,6 @@ class SharedCounters:
         return int(self.rows[:, UPDATES].sum())
 
 
-def lr_at(config: Config, steps: int) -> float:
-    """The learning rate after `steps` env steps: constant, or annealed linearly to zero."""
-    if config.lr_schedule == "linear":
-        return config.lr * max(0.0, 1.0 - steps / config.total_steps)
-    return config.lr
-
-
 class HogwildBackend:
     """pull = copy from shared memory; push = hand our gradients to the shared optimizer and step it."""
 
@@ -95,10 +89,7 @@ class HogwildBackend:
                 g.grad = p.grad
             self._linked = True
         row = self.counters.rows[self.rank]
-        if self.config.lr_schedule != "constant":
-            lr = lr_at(self.config, self.counters.steps())
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+        schedule_lr(self.optimizer, self.config, self.counters.steps)
         staleness = self.counters.updates() - pulled_version
         self.optimizer.step()
         row[STEPS] += steps

@@ -7,7 +7,7 @@ is torch's own, so one process gives exactly torch.optim's results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -87,3 +87,18 @@ def make_optimizer(config: Config, params: Iterable[nn.Parameter], shared: bool)
             params, lr=config.lr, alpha=config.rms_alpha, eps=eps, foreach=True)
     _create_state(optimizer, _BUFFERS[config.optimizer], share=False)
     return optimizer
+
+
+def lr_at(config: Config, steps: int) -> float:
+    """The learning rate after `steps` env steps: constant, or annealed linearly to zero."""
+    if config.lr_schedule == "linear":
+        return config.lr * max(0.0, 1.0 - steps / config.total_steps)
+    return config.lr
+
+
+def schedule_lr(optimizer: torch.optim.Optimizer, config: Config, steps: Callable[[], int]) -> None:
+    """Set the learning rate for the next step; `steps` is read only when the rate can change."""
+    if config.lr_schedule != "constant":
+        lr = lr_at(config, steps())
+        for group in optimizer.param_groups:
+            group["lr"] = lr

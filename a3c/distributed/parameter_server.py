@@ -20,9 +20,8 @@ from torch import nn
 
 from a3c.config import Config
 from a3c.errors import CheckpointError
-from a3c.hogwild import lr_at
 from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_optimizer
+from a3c.optim import make_optimizer, schedule_lr
 from a3c.worker import WorkerReport
 
 # A put costs the server about half a millisecond whatever the size (measured on a 2-core machine),
@@ -153,10 +152,7 @@ class ParameterServer:
             # Versions applied since the pull, less this worker's own updates it did not have then.
             staleness.append(self.version - pulled_version - len(own))
             self._grad_array[:] = grad
-            if self.config.lr_schedule != "constant":
-                lr = lr_at(self.config, self.steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+            schedule_lr(self.optimizer, self.config, lambda: self.steps)
             self.optimizer.step()
             self.version += 1
             self.steps += n
