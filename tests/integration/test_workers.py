@@ -103,8 +103,9 @@ def test_a_killed_worker_without_restarts_stops_the_run_quickly_and_the_checkpoi
 
 
 def test_a_raising_worker_is_restarted_and_its_traceback_logged(tmp_path):
-    # Every incarnation of a ToyFailing worker raises at its env's 50th step, after 40 steps of updates.
-    model = A3C("tests.toy_envs:ToyFailing-v0", workers=1, seed=0, verbose=0, eval_interval=0,
+    # Every incarnation of a ToyFailing worker raises at its env's 50th step, after 40 steps of updates
+    # (one env per worker, so that steps and the env's own count agree).
+    model = A3C("tests.toy_envs:ToyFailing-v0", workers=1, n_envs=1, seed=0, verbose=0, eval_interval=0,
                 final_eval_episodes=0, checkpoint_interval=0, log_interval=0.2, max_restarts=50)
     model.learn(total_steps=150, max_seconds=SAFETY_SECONDS, run_dir=tmp_path)
     r = model.last_result
