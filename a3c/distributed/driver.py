@@ -19,7 +19,7 @@ from a3c.checkpoint import load_optimizer_tensors, optimizer_tensors
 from a3c.config import Config, usable_cores
 from a3c.distributed.parameter_server import ParameterServer, Snapshot
 from a3c.distributed.worker import RolloutWorker
-from a3c.errors import ConfigError, WorkerError
+from a3c.errors import ConfigError, NonFiniteError, WorkerError
 from a3c.networks import ActorCritic
 from a3c.worker import WorkerReport
 
@@ -60,7 +60,7 @@ class RayDriver:
         self.workers: list[ray.actor.ActorHandle] = []
         self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
         self.worker_counts: dict[int, tuple[int, int]] = {}
-        self.restarts = 0  # worker actors Ray started again
+        self.restarts = 0  # worker actors started again: by Ray (a dead one) or by us (a raising one)
         self._events: list[tuple[str, str]] = []
 
     def start(self, config: Config, start_time: float) -> None:
@@ -86,8 +86,9 @@ class RayDriver:
         worker_actor = ray.remote(RolloutWorker).options(
             num_cpus=1, max_restarts=config.max_restarts, max_task_retries=-1)
         self.config = config
-        self.workers = [worker_actor.remote(rank, config, self.net.spec, server_name, start_time)
-                        for rank in range(workers)]
+        self._new_worker = lambda rank: worker_actor.remote(rank, config, self.net.spec, server_name,
+                                                            start_time)
+        self.workers = [self._new_worker(rank) for rank in range(workers)]
         self.runs = {w.run.remote(): rank for rank, w in enumerate(self.workers)}
 
     def advance(self) -> list[WorkerReport]:
@@ -98,7 +99,7 @@ class RayDriver:
             time.sleep(0.1)
         reports = self._sync()
         if self.restarts > self.config.max_restarts:
-            raise WorkerError(f"worker actors died {self.restarts} times, more than max_restarts "
+            raise WorkerError(f"worker actors were restarted {self.restarts} times, more than max_restarts "
                               f"({self.config.max_restarts}) allows")
         for ref in finished:
             rank = self.runs.pop(ref)
@@ -108,8 +109,28 @@ class RayDriver:
                 raise WorkerError(f"worker {rank} died and max_restarts ({self.config.max_restarts}) "
                                   f"allows no more restarts: {exc}") from None
             except ray.exceptions.RayTaskError as exc:
-                raise WorkerError(f"worker {rank} failed:\n{str(exc).rstrip()}") from None
+                if isinstance(exc.cause, NonFiniteError):  # the run diverged: a restart would not help
+                    raise NonFiniteError(str(exc.cause)) from None
+                self._replace_failed(rank, str(exc).rstrip())
         return reports
+
+    def _replace_failed(self, rank: int, traceback: str) -> None:
+        """A worker whose loop raised (its actor lives on, so Ray restarts nothing): a new actor takes
+        its rank, as the local backend starts a new process, within the same max_restarts."""
+        allowed = self.config.max_restarts
+        if self.restarts >= allowed:
+            raise WorkerError(f"worker {rank} failed; no restarts left (max_restarts {allowed}), so the "
+                              f"run stops:\n{traceback}")
+        ray.kill(self.workers[rank], no_restart=True)
+        last_line = traceback.splitlines()[-1].strip() if traceback else ""
+        if self._steps >= self.config.total_steps:  # it failed after the last step: the run is over
+            self._events.append(("worker_failed", f"worker {rank} failed after the run's last step, "
+                                 f"so it was not restarted: {last_line}"))
+            return
+        # The server counts the restart and logs it, with this reason, when the new actor first pulls.
+        self.server.expect_restart.remote(rank, f"worker {rank} failed: {last_line}")
+        self.workers[rank] = self._new_worker(rank)
+        self.runs[self.workers[rank].run.remote()] = rank
 
     def stop(self) -> list[WorkerReport]:
         """Ask the workers to finish, take the last reports and state, then end every actor."""

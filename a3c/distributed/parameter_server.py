@@ -113,6 +113,7 @@ class ParameterServer:
         self.reports: list[WorkerReport] = []
         self.events: list[tuple[str, str]] = []
         self._starts: dict[int, int] = {}  # rank: times a worker of that rank started (first pulls)
+        self._restart_reasons: dict[int, str] = {}  # rank: why the driver replaced its worker
         self.stopping = False
         if put is None:
             import ray
@@ -131,8 +132,9 @@ class ParameterServer:
         """The newest parameters (published now if need be): a worker's first pull."""
         self._starts[rank] = self._starts.get(rank, 0) + 1
         if self._starts[rank] > 1:
-            self.events.append(("worker_restarted", f"worker {rank}'s actor died and Ray started it "
-                                f"again (restart {self._starts[rank] - 1} of this worker)"))
+            reason = self._restart_reasons.pop(rank, f"worker {rank}'s actor died")
+            self.events.append(("worker_restarted", f"{reason}; started again (restart "
+                                f"{self._starts[rank] - 1} of this worker)"))
         self._publish(force=True)
         self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
         return self._reply(rank, ())
@@ -167,6 +169,10 @@ class ParameterServer:
         """Count env steps whose update the worker did not push (its gradient was not finite)."""
         self.steps += steps
         self.worker_counts.setdefault(rank, [0, 0])[0] += steps
+
+    def expect_restart(self, rank: int, reason: str) -> None:
+        """The driver is starting a new worker of this rank (the old one raised): why, for the log."""
+        self._restart_reasons[rank] = reason
 
     def report(self, report: WorkerReport) -> None:
         """Hold a worker's report (episodes, update statistics) until the driver collects it."""

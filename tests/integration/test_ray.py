@@ -117,6 +117,30 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, driver
 
 
 @pytest.mark.slow
+def test_a_raising_worker_is_replaced_and_its_error_logged(cluster, drivers, tmp_path):
+    # Every incarnation of a ToyFailing worker raises at its env's 50th step, after 40 steps of updates.
+    model = A3C("tests.toy_envs:ToyFailing-v0", backend="ray", workers=1, n_envs=1, seed=0, verbose=0,
+                eval_interval=0, final_eval_episodes=0, checkpoint_interval=0, log_interval=0.2,
+                max_restarts=50)
+    model.learn(total_steps=150, run_dir=tmp_path)
+    result = model.last_result
+    assert result.stop_reason == "total_steps" and result.steps >= 150
+    restarts = [e for e in rows(tmp_path / "events.csv") if e["event"] == "worker_restarted"]
+    assert len(restarts) == result.worker_restarts == 3  # 40 steps per incarnation
+    for e in restarts:
+        assert "worker 0 failed: RuntimeError: toy env broke on purpose" in e["detail"], e
+
+
+@pytest.mark.slow
+def test_a_raising_worker_beyond_max_restarts_stops_the_run_with_its_traceback(cluster, tmp_path):
+    model = A3C("tests.toy_envs:ToyFailing-v0", backend="ray", workers=1, n_envs=1, seed=0, verbose=0,
+                eval_interval=0, final_eval_episodes=0, max_restarts=1)
+    with pytest.raises(WorkerError, match="no restarts left") as info:
+        model.learn(total_steps=10**6, run_dir=tmp_path)
+    assert "RuntimeError: toy env broke on purpose" in str(info.value)
+
+
+@pytest.mark.slow
 def test_a_worker_death_beyond_max_restarts_stops_the_run(cluster, drivers, tmp_path):
     import ray
 
