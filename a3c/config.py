@@ -75,8 +75,9 @@ class Config:
         "backend ray: gradients a worker may have sent and not yet seen applied; one more waits "
         "(back-pressure from a busy parameter server)", default=2)
     gradients_per_push: int = _opt(
-        "backend ray: gradients a worker sends in one call, each still its own update, applied in "
-        "order: fewer calls per update, but the first is applied that many rollouts later", default=1)
+        "backend ray: the most gradients a worker sends in one call, each still its own update; it "
+        "sends sooner when its updates are slow next to a call's cost (1: every update at once)",
+        default=8)
     n_envs: int = _opt(
         "environments stepped as one batch: A2C's whole batch, or each A3C worker's", default=1)
     vec_env: str = _opt(

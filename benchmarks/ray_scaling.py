@@ -5,10 +5,11 @@
 1. Parameter server: 1 and 2 client actors push a pre-made CartPole-v1 gradient as fast as they
    can through the real RayBackend (pull the newest published parameters, push, at most
    max_inflight_pushes in flight); the rate is the server's applied updates per second.
-   The same with --batched gradients per push (gradients_per_push), each still its own update.
+   With at most --per-push gradients per call (gradients_per_push; default 8, the config's), each its
+   own update, and with --other-per-push (default 1).
 2. Training throughput: `a3c train CartPole-v1 --backend ray --workers W` for each W, and the local
-   backend with 2 workers, and Ray with 2 workers and --batched gradients per push, interleaved in
-   one invocation so that all see the same machine load; the
+   backend with 2 workers, and Ray with 2 workers and --other-per-push gradients per call,
+   interleaved in one invocation so that all see the same machine load; the
    rate is env steps/s over the last --measure seconds of each run (Ray's start-up is not counted).
 """
 
@@ -109,7 +110,9 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=12.0, help="seconds at the end of a run to measure")
     parser.add_argument("--server-seconds", type=float, default=8.0)
     parser.add_argument("--inflight", type=int, default=2, help="max_inflight_pushes of the clients")
-    parser.add_argument("--batched", type=int, default=4,
+    parser.add_argument("--per-push", type=int, default=8,
+                        help="gradients_per_push of the Ray runs (the most per call; the config's default)")
+    parser.add_argument("--other-per-push", type=int, default=1,
                         help="also measure gradients_per_push this (ray, 2 workers; server)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
     args = parser.parse_args()
@@ -121,7 +124,7 @@ def main() -> None:
     ray.init(num_cpus=8, include_dashboard=False, logging_level=logging.WARNING,
              _node_ip_address="127.0.0.1")
     server_rows = []
-    for per_push in (1, args.batched):
+    for per_push in (args.per_push, args.other_per_push):
         for clients in (1, 2):
             runs = [server_rate(clients, args.server_seconds, args.inflight, per_push)
                     for _ in range(args.repeats)]
@@ -130,7 +133,8 @@ def main() -> None:
                   f"{[round(r['updates_per_s']) for r in runs]} updates/s", flush=True)
     ray.shutdown()
 
-    runs_list = [("local", 2, 1), *(("ray", w, 1) for w in args.workers), ("ray", 2, args.batched)]
+    runs_list = [("local", 2, 1), *(("ray", w, args.per_push) for w in args.workers),
+                 ("ray", 2, args.other_per_push)]
     rates: dict[tuple[str, int, int], list[float]] = {}
     for repeat in range(args.repeats):
         for backend, workers, per_push in runs_list:
@@ -173,7 +177,7 @@ def main() -> None:
     # Each repeat runs local x2 and ray x2 within a few minutes of each other: their ratio is less
     # exposed to the load of a shared machine drifting than the ratio of medians.
     lines.append("")
-    for per_push in sorted({1, args.batched}):
+    for per_push in sorted({args.per_push, args.other_per_push}):
         if ("ray", 2, per_push) not in rates:
             continue
         ray_rates = rates[("ray", 2, per_push)]

@@ -32,6 +32,13 @@ from a3c.worker import WorkerReport
 # gave ~600 (benchmarks/ray_scaling.py, docs/distributed.md).
 PUBLISH_SPACING = 10.0
 MAX_PUBLISH_GAP = 0.01
+# Below this size the parameters travel in the reply itself, copied for each worker, and never
+# through the object store: Ray sends returns this small inline anyway (its
+# max_direct_call_object_size, 100 KiB), and a copy costs microseconds where a put costs the server
+# ~0.5 ms and each worker's get a round trip to the raylet. For the CartPole network (36 KB) this
+# took the raylet from ~25 % of a core to ~0 and the Ray backend from ~49 % of the local backend's
+# env steps/s to NN % (docs/distributed.md).
+INLINE_PARAMETER_BYTES = 100 * 1024
 
 
 def flat_parameters(net: ActorCritic) -> np.ndarray:
@@ -60,7 +67,7 @@ class Reply(NamedTuple):
 
     staleness: tuple[int, ...]  # per gradient: updates others applied between its pull and it
     version: int  # the version of `params`: the global update count it includes
-    params: Any  # ObjectRef (without Ray: the array) of version's flat parameters; None: sent before
+    params: Any  # version's flat parameters: an array (small nets, or no Ray), an ObjectRef, or None
     steps: int  # env steps of all workers, earlier runs included
     stop: bool  # the run is over: finish the update in hand and return
 
@@ -85,7 +92,8 @@ class ParameterServer:
     def __init__(self, config: Config, spec: NetworkSpec, model_state: dict[str, torch.Tensor],
                  optimizer_state: dict[str, torch.Tensor], start_steps: int = 0, start_updates: int = 0,
                  put: Callable[[np.ndarray], Any] | None = None,
-                 publish_spacing: float = PUBLISH_SPACING):
+                 publish_spacing: float = PUBLISH_SPACING,
+                 inline_bytes: int = INLINE_PARAMETER_BYTES):
         torch.set_num_threads(1)
         self.config = config
         self.net = ActorCritic(spec)
@@ -109,7 +117,7 @@ class ParameterServer:
         self.steps = start_steps
         self.worker_counts: dict[int, list[int]] = {}
         self._own: dict[int, deque[int]] = {}  # rank: versions its own recent updates produced
-        self._sent: dict[int, int] = {}  # rank: the published version whose reference it has
+        self._sent: dict[int, int] = {}  # rank: the version of the parameters it was last sent
         self.reports: list[WorkerReport] = []
         self.events: list[tuple[str, str]] = []
         self._starts: dict[int, int] = {}  # rank: times a worker of that rank started (first pulls)
@@ -120,6 +128,7 @@ class ParameterServer:
 
             put = ray.put
         self._put = put
+        self.inline = self.flat.numel() * self.flat.element_size() <= inline_bytes
         self.publish_spacing = publish_spacing
         self.puts = 0
         self._published: tuple[int, Any] = (-1, None)
@@ -139,12 +148,13 @@ class ParameterServer:
         self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
         return self._reply(rank, ())
 
-    def push(self, rank: int, grads: np.ndarray, pulled_versions: Sequence[int],
-             steps: Sequence[int]) -> Reply:
+    def push(self, rank: int, pulled_versions: Sequence[int], steps: Sequence[int],
+             *grads: np.ndarray) -> Reply:
         """theta <- theta - alpha * g (the optimizer's rule) for each of `rank`'s gradients, in order.
 
-        grads is [B, N]: B gradients of one worker (usually 1), each pulled at its version and
-        counting its env steps.
+        B flat gradients of one worker (usually 1), each pulled at its version and counting its env
+        steps. One argument each: Ray sends each small argument inline, where one [B, N] array past
+        100 KiB would go through the object store.
         """
         own = self._own.setdefault(rank, deque())
         staleness = []
@@ -222,15 +232,19 @@ class ParameterServer:
                 value.copy_(torch.cat([t.reshape(-1) for t in parts]) if value.dim() else parts[0])
 
     def _reply(self, rank: int, staleness: tuple[int, ...]) -> Reply:
-        version, ref = self._published
+        version, params = (self.version, None) if self.inline else self._published
         if self._sent.get(rank) == version:
-            ref = None  # a reference in a reply costs the server ~0.25 ms: send each one once
+            params = None  # a reference in a reply costs the server ~0.25 ms: send each one once
         else:
             self._sent[rank] = version
-        return Reply(staleness, version, ref, self.steps, self.should_stop())
+            if self.inline:
+                params = self.flat.detach().numpy().copy()  # the reply is serialized after we return
+        return Reply(staleness, version, params, self.steps, self.should_stop())
 
     def _publish(self, force: bool = False) -> None:
         """Put the newest version in the object store, at most once per version, spaced out in time."""
+        if self.inline:
+            return
         now = time.monotonic()
         if self._published[0] != self.version and (force or now >= self._next_publish):
             self._published = (self.version, self._put(self.flat.detach().numpy()))  # put copies

@@ -104,10 +104,10 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, driver
 
     killer = threading.Thread(target=kill_worker_0, daemon=True)
     killer.start()
-    model.learn(total_steps=25_000, run_dir=tmp_path)
+    model.learn(total_steps=100_000, run_dir=tmp_path)
     killer.join(timeout=5)
     assert killed_at, "the worker was never killed"
-    assert model.last_result.stop_reason == "total_steps" and model.num_steps >= 25_000
+    assert model.last_result.stop_reason == "total_steps" and model.num_steps >= 100_000
     # The restarted worker 0 went on learning: it finished episodes and updates after the kill.
     start = json.loads((tmp_path / "run.json").read_text())["start_time"]
     late = [r for r in rows(tmp_path / "updates.csv")

@@ -42,7 +42,7 @@ def server(optimizer="adam", total_steps=10**6, **kw):
 
 def push(ps, rank, grad, pulled_version, steps):
     """One gradient in a call, as a worker with gradients_per_push 1 sends it."""
-    return ps.push(rank, grad[None], [pulled_version], [steps])
+    return ps.push(rank, [pulled_version], [steps], grad)
 
 
 def gradient(seed):
@@ -78,7 +78,7 @@ def test_gradients_sent_together_are_applied_as_separate_updates_in_order():
     grads = [gradient(seed)[1] for seed in range(3)]
     for g in grads:
         push(one, 0, g, 0, 10)
-    reply = batched.push(0, np.stack(grads), [0, 0, 0], [10, 10, 10])
+    reply = batched.push(0, [0, 0, 0], [10, 10, 10], *grads)
     assert reply.staleness == (0, 0, 0)  # all three from one worker: its own updates are no one else's
     np.testing.assert_array_equal(flat_parameters(batched.net), flat_parameters(one.net))
     assert (batched.version, batched.steps) == (3, 30)
@@ -113,7 +113,7 @@ def test_staleness_counts_updates_by_others_between_pull_and_push():
 
 
 def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_worker():
-    ps, _, _, store = server(publish_spacing=0)
+    ps, _, _, store = server(publish_spacing=0, inline_bytes=0)
     assert len(store.puts) == 1 and ps.latest(0).params == 0
     assert ps.latest(1).params == 0 and len(store.puts) == 1  # same version: no new put
     g = gradient(0)[1]
@@ -126,8 +126,22 @@ def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_wo
     assert push(ps, 1, g, 2, 1).params == 3
 
 
+def test_small_networks_travel_inline_in_the_replies_never_through_the_store():
+    ps, _, _, store = server()  # 8-8 hidden units: a few hundred bytes
+    assert ps.inline and not store.puts
+    first = ps.latest(0)
+    np.testing.assert_array_equal(first.params, flat_parameters(ps.net))
+    g = gradient(0)[1]
+    reply = push(ps, 0, g, 0, 1)
+    assert reply.version == 1
+    np.testing.assert_array_equal(reply.params, flat_parameters(ps.net))  # every new version
+    assert reply.params is not first.params  # a copy: later updates do not change what was sent
+    assert ps.latest(1).version == 1 and not store.puts
+    assert push(ps, 1, g, 1, 1).params is not None and push(ps, 1, g, 1, 1).params is not None
+
+
 def test_publication_is_spaced_out_in_time():
-    ps, _, _, store = server(publish_spacing=10**6)  # after the first put, none for a long time
+    ps, _, _, store = server(publish_spacing=10**6, inline_bytes=0)  # after the first put, none for long
     g = gradient(0)[1]
     replies = [push(ps, 0, g, 0, 1) for _ in range(5)]
     assert len(store.puts) == 1 and all(r.version == 0 for r in replies)
