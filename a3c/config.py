@@ -231,9 +231,6 @@ class Config:
         need(self.core_size > 0, f"core_size must be positive, got {self.core_size}")
         need(self.core == "none" or self.shared_torso,
              "core lstm sits between one shared torso and the heads: set shared_torso true")
-        need(not (self.obs_norm and self.backend == "ray"),
-             "obs_norm keeps one copy of the observation statistics in shared memory, which Ray "
-             "workers cannot share: turn obs_norm off with backend ray, or use backend local")
         need(self.activation in ACTIVATIONS,
              f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         need(self.eval_interval >= 0, f"eval_interval must be >= 0, got {self.eval_interval}")

@@ -64,9 +64,6 @@ class RayDriver:
         self._events: list[tuple[str, str]] = []
 
     def start(self, config: Config, start_time: float) -> None:
-        if any(True for _ in self.net.buffers()):
-            raise ConfigError("backend ray shares the network's parameters only, not its buffers "
-                              "(obs_norm's running statistics): turn obs_norm off or use backend local")
         connect(config)
         workers = config.resolved_workers()
         cpus = ray.cluster_resources().get("CPU", 0)

@@ -62,12 +62,16 @@ def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
                                       zip(source.split([p.numel() for p in params]), params, strict=True)])
 
 
+Statistics = tuple[float, np.ndarray, np.ndarray]  # an observation count, mean and variance
+
+
 class Reply(NamedTuple):
     """What a worker learns from each push: its staleness and the run's state after the update."""
 
     staleness: tuple[int, ...]  # per gradient: updates others applied between its pull and it
     version: int  # the version of `params`: the global update count it includes
     params: Any  # version's flat parameters: an array (small nets, or no Ray), an ObjectRef, or None
+    statistics: Statistics | None  # obs_norm's global statistics, sent with new parameters
     steps: int  # env steps of all workers, earlier runs included
     stop: bool  # the run is over: finish the update in hand and return
 
@@ -149,13 +153,18 @@ class ParameterServer:
         return self._reply(rank, ())
 
     def push(self, rank: int, pulled_versions: Sequence[int], steps: Sequence[int],
-             *grads: np.ndarray) -> Reply:
+             observed: Statistics | None, *grads: np.ndarray) -> Reply:
         """theta <- theta - alpha * g (the optimizer's rule) for each of `rank`'s gradients, in order.
 
         B flat gradients of one worker (usually 1), each pulled at its version and counting its env
         steps. One argument each: Ray sends each small argument inline, where one [B, N] array past
-        100 KiB would go through the object store.
+        100 KiB would go through the object store. `observed`: with obs_norm, the moments of the
+        observations the worker saw since its last push, merged into the global statistics.
         """
+        normalizer = self.net.normalizer
+        if observed is not None and normalizer is not None:
+            count, mean, var = observed
+            normalizer.merge((count, torch.from_numpy(mean), torch.from_numpy(var)))
         own = self._own.setdefault(rank, deque())
         staleness = []
         for grad, pulled_version, n in zip(grads, pulled_versions, steps, strict=True):
@@ -239,7 +248,11 @@ class ParameterServer:
             self._sent[rank] = version
             if self.inline:
                 params = self.flat.detach().numpy().copy()  # the reply is serialized after we return
-        return Reply(staleness, version, params, self.steps, self.should_stop())
+        statistics = None
+        if params is not None and self.net.normalizer is not None:
+            n = self.net.normalizer
+            statistics = (float(n.count), n.mean.numpy().copy(), n.var.numpy().copy())
+        return Reply(staleness, version, params, statistics, self.steps, self.should_stop())
 
     def _publish(self, force: bool = False) -> None:
         """Put the newest version in the object store, at most once per version, spaced out in time."""

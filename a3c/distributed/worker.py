@@ -25,7 +25,7 @@ import torch
 from a3c.config import Config
 from a3c.distributed.parameter_server import Reply, flat_gradients, load_flat_parameters
 from a3c.envs import make_training_envs
-from a3c.networks import ActorCritic, NetworkSpec
+from a3c.networks import ActorCritic, NetworkSpec, ObsNormalizer
 from a3c.rollout import RolloutCollector
 from a3c.worker import WorkerReport, run_worker
 
@@ -50,6 +50,8 @@ class RayBackend:
         self._next_send = 0.0  # monotonic time from which the gradients held may be sent
         self.latest: Reply = ray.get(server.latest.remote(rank))
         self.params = self.latest.params  # reference to the newest published parameters we know of
+        self.statistics = self.latest.statistics  # obs_norm's, as of those parameters
+        self.normalizer: ObsNormalizer | None = None  # the worker network's, once push has seen it
 
     def pull(self, net: ActorCritic) -> int:
         # Take the replies already there, oldest first, but for the push sent a moment ago: it is
@@ -64,6 +66,12 @@ class RayBackend:
         if self.latest.version != self.version:
             params = self.params
             load_flat_parameters(net, ray.get(params) if isinstance(params, ray.ObjectRef) else params)
+            if self.statistics is not None and net.normalizer is not None:
+                count, mean, var = self.statistics
+                with torch.no_grad():
+                    net.normalizer.mean.copy_(torch.from_numpy(mean))
+                    net.normalizer.var.copy_(torch.from_numpy(var))
+                    net.normalizer.count.fill_(count)
             self.version = self.latest.version
         return self.version
 
@@ -73,6 +81,7 @@ class RayBackend:
         Each push's staleness is handed out once, in order, by a later call, so a report's sums count
         every applied update but the last few in flight, and the first calls return 0.
         """
+        self.normalizer = net.normalizer
         self.batch.append((flat_gradients(net), pulled_version, steps))
         if len(self.batch) >= self.config.gradients_per_push or time.monotonic() >= self._next_send:
             self._send()
@@ -99,8 +108,12 @@ class RayBackend:
         while len(self.pending) >= self.config.max_inflight_pushes:
             self._take(ray.get(self.pending.popleft()))  # back-pressure: wait for the oldest
         grads, versions, steps = zip(*self.batch, strict=True)
+        observed = None
+        if self.normalizer is not None:  # what this worker saw since it last sent, for the global stats
+            count, mean, var = self.normalizer.take_recent()
+            observed = (count, mean.numpy(), var.numpy())
         start = time.monotonic()
-        self.pending.append(self.server.push.remote(self.rank, versions, steps, *grads))
+        self.pending.append(self.server.push.remote(self.rank, versions, steps, observed, *grads))
         sent = time.monotonic()
         self._next_send = sent + PUSH_SPACING * (sent - start)
         self.batch = []
@@ -110,6 +123,7 @@ class RayBackend:
         self.latest = reply  # the server answers our pushes in order: versions only move forward
         if reply.params is not None:  # a version not announced to us before
             self.params = reply.params
+            self.statistics = reply.statistics
 
 
 class RolloutWorker:
@@ -128,6 +142,8 @@ class RolloutWorker:
         self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
         self.net = ActorCritic(spec)
+        if self.net.normalizer is not None:
+            self.net.normalizer.take_recent()  # from now on: sent with the gradients
         self.backend = RayBackend(rank, config, self.server)
         self._last_report: ray.ObjectRef | None = None
 

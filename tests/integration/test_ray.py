@@ -90,6 +90,22 @@ def test_cartpole_is_solved_with_the_ray_backend(cluster, tmp_path):
 
 
 @pytest.mark.slow
+def test_observation_statistics_gather_what_every_worker_saw(cluster, tmp_path):
+    # Pendulum's preset normalises observations: each worker sends the moments of what it observed
+    # with its gradients, and the server's statistics, saved in the checkpoint, count every step.
+    model = A3C("Pendulum-v1", backend="ray", workers=2, n_envs=2, seed=0, verbose=0,
+                eval_interval=0, final_eval_episodes=1)
+    assert model.config.obs_norm
+    model.learn(total_steps=6_000, run_dir=tmp_path)
+    ckpt = load_checkpoint(tmp_path / "model.safetensors")
+    steps = ckpt.counters["steps"]
+    assert steps >= 6_000
+    assert float(ckpt.model_state["normalizer.count"]) == pytest.approx(steps + 1e-4)
+    mean, var = ckpt.model_state["normalizer.mean"], ckpt.model_state["normalizer.var"]
+    assert (mean[:2].abs() <= 1).all() and (var > 0).all() and var[2] > var[:2].max()  # cos, sin, speed
+
+
+@pytest.mark.slow
 def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, drivers, tmp_path):
     import ray
 

@@ -9,7 +9,7 @@ import torch
 from a3c.envs import SingleEnv, make_env
 from a3c.errors import CheckpointError, ConfigError
 from a3c.learner import compute_gradients
-from a3c.networks import ActorCritic, NetworkSpec, ObsNormalizer
+from a3c.networks import ActorCritic, NetworkSpec, ObsNormalizer, merge_moments
 from a3c.presets import build_config
 from a3c.rollout import RolloutCollector
 
@@ -135,6 +135,35 @@ def test_normalizer_merges_batches_like_one_big_batch():
     assert float(norm.count) == len(every)
     out = norm(torch.from_numpy(every))
     np.testing.assert_allclose(out.mean(0).numpy(), 0.0, atol=1e-4)
+
+
+def test_merge_moments_by_hand():
+    # {1, 3} has mean 2, variance 1; {5} mean 5, variance 0; all three: mean 3, variance 8/3.
+    count, mean, var = merge_moments((2.0, torch.tensor([2.0]), torch.tensor([1.0])),
+                                     (1.0, torch.tensor([5.0]), torch.tensor([0.0])))
+    assert count == 3.0
+    torch.testing.assert_close(mean, torch.tensor([3.0]))
+    torch.testing.assert_close(var, torch.tensor([8.0 / 3.0]))
+    empty = (0.0, torch.zeros(1), torch.zeros(1))
+    assert merge_moments(empty, empty) is empty
+
+
+def test_recent_moments_are_those_of_the_batches_since_the_last_take():
+    norm = ObsNormalizer(2)
+    norm.update(torch.full((3, 2), 100.0))  # before anyone asked: not kept
+    assert norm.recent is None
+    first = norm.take_recent()
+    assert first[0] == 0.0
+    a, b = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[5.0, 6.0]])
+    norm.update(a)
+    norm.update(b)
+    count, mean, var = norm.take_recent()
+    every = torch.cat([a, b])
+    assert count == 3.0
+    torch.testing.assert_close(mean, every.mean(0))
+    torch.testing.assert_close(var, every.var(0, unbiased=False))
+    assert norm.take_recent()[0] == 0.0  # taken: the next call starts from nothing
+    assert float(norm.count) == pytest.approx(6.0 + 1e-4)  # the running statistics saw all of it
 
 
 def test_shared_statistics_are_one_copy():

@@ -48,11 +48,3 @@ def test_mujoco_id_without_mujoco_says_what_to_install():
 def test_atari_id_without_ale_py_says_what_to_install():
     line = _fails_without("ale_py", "from a3c.envs import make_env; make_env('PongNoFrameskip-v4')")
     assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[atari]"' in line
-
-
-def test_obs_norm_with_ray_is_refused_with_what_to_do():
-    from a3c.config import Config
-    from a3c.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="turn obs_norm off with backend ray"):
-        Config(env_id="Pendulum-v1", obs_norm=True, backend="ray").validated()

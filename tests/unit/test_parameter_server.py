@@ -42,7 +42,7 @@ def server(optimizer="adam", total_steps=10**6, **kw):
 
 def push(ps, rank, grad, pulled_version, steps):
     """One gradient in a call, as a worker with gradients_per_push 1 sends it."""
-    return ps.push(rank, [pulled_version], [steps], grad)
+    return ps.push(rank, [pulled_version], [steps], None, grad)
 
 
 def gradient(seed):
@@ -78,7 +78,7 @@ def test_gradients_sent_together_are_applied_as_separate_updates_in_order():
     grads = [gradient(seed)[1] for seed in range(3)]
     for g in grads:
         push(one, 0, g, 0, 10)
-    reply = batched.push(0, [0, 0, 0], [10, 10, 10], *grads)
+    reply = batched.push(0, [0, 0, 0], [10, 10, 10], None, *grads)
     assert reply.staleness == (0, 0, 0)  # all three from one worker: its own updates are no one else's
     np.testing.assert_array_equal(flat_parameters(batched.net), flat_parameters(one.net))
     assert (batched.version, batched.steps) == (3, 30)
@@ -188,3 +188,30 @@ def test_a_worker_starting_again_is_counted_as_a_restart_and_skipped_steps_count
     assert snapshot.restarts == 1 and [kind for kind, _ in snapshot.events] == ["worker_restarted"]
     assert snapshot.steps == 7 and snapshot.worker_counts[1] == (7, 0)
     assert ps.snapshot().events == []
+
+
+def test_observation_moments_pushed_by_workers_make_the_global_statistics():
+    spec = NetworkSpec(obs_dim=3, action_kind="continuous", action_dim=1, hidden_sizes=(8, 8),
+                       shared_torso=False, obs_norm=True)
+    config = build_config("Pendulum-v1", hidden_sizes=(8, 8))
+    net = ActorCritic(spec)
+    opt = make_optimizer(config, net.parameters(), shared=True)
+    ps = ParameterServer(config, spec, net.state_dict(), optimizer_tensors(opt, net), put=Store())
+    workers = [ActorCritic(spec), ActorCritic(spec)]
+    seen = []
+    for rank, worker in enumerate(workers):
+        worker.normalizer.take_recent()
+        batch = torch.randn(20, 3) * (rank + 1) + rank
+        worker.normalizer.update(batch)
+        seen.append(batch)
+        for p in worker.parameters():
+            p.grad = torch.zeros_like(p)
+        count, mean, var = worker.normalizer.take_recent()
+        reply = ps.push(rank, [ps.version], [20], (count, mean.numpy(), var.numpy()),
+                        flat_gradients(worker))
+    every = torch.cat(seen)
+    count, mean, var = reply.statistics  # sent with the new parameters
+    assert count == pytest.approx(40 + 1e-4)
+    np.testing.assert_allclose(mean, every.mean(0).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(var, every.var(0, unbiased=False).numpy(), rtol=1e-3)
+    assert "normalizer.mean" in ps.snapshot().model_state  # and in the driver's checkpoints
