@@ -12,9 +12,10 @@ return, the gradient staleness (A3C only; 0 for synchronous updates), and the pe
 run's process tree (PSS, so pages shared between processes count once).
 
 Stable-Baselines3 is the outside reference: `pip install -e ".[bench]"`. It gets the same number of
-envs as our A2C, its rl-baselines3-zoo CartPole values (8 envs, ent_coef 0), the CPU, and one torch
-thread as our A2C uses. Writes OUT.md (table), OUT.png (curves, median and min-max band over
-seeds) and OUT.json (every run's numbers).
+envs as our A2C (and A3C's workers share that many out), its rl-baselines3-zoo CartPole values
+(8 envs, ent_coef 0; its own defaults otherwise), the CPU, and one torch thread as our A2C uses.
+Writes OUT.md (table), OUT.png (curves, median and min-max band over seeds) and OUT.json (every
+run's numbers).
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def run_one(algo: str, env_id: str, seed: int, steps: int, n_envs: int, workers:
                "--run-dir", str(run_dir), "--seed", str(seed), "--total-steps", str(steps),
                "--eval-interval", "0", "--checkpoint-interval", "0", "--target-return", "none",
                "--final-eval-episodes", str(FINAL_EVAL_EPISODES)]
-        cmd += ["--workers", str(workers)] if algo == "a3c" else ["--n-envs", str(n_envs)]
+        # The same envs in all: A3C's workers share them out (CartPole's preset: 2 x 4).
+        cmd += (["--workers", str(workers), "--n-envs", str(max(1, n_envs // workers))] if algo == "a3c"
+                else ["--n-envs", str(n_envs)])
     shutil.rmtree(run_dir, ignore_errors=True)  # our logs append: start from nothing
     run_dir.mkdir(parents=True)
     peak = _run_measured(cmd, run_dir.parent / f"{run_dir.name}.log")
@@ -340,7 +343,8 @@ def main() -> None:
         f"1-minute load average {load_before:.1f} at the start, {load_after:.1f} at the end "
         "(other work on the machine slows every run)",
         f"- budget: {args.steps:,} env steps per run; seeds {', '.join(map(str, args.seeds))}; "
-        f"A3C {args.workers} workers; both A2Cs {args.n_envs} envs",
+        f"A3C {args.workers} workers x {max(1, args.n_envs // args.workers)} envs; "
+        f"both A2Cs {args.n_envs} envs",
         f"- medians over seeds; the time to {target:g} counts from the run's start, over the seeds "
         f"that reached it; final eval: {FINAL_EVAL_EPISODES} greedy episodes after the budget "
         "(median [min-max] over seeds)",
