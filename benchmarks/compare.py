@@ -201,7 +201,8 @@ def sb3_run(env_id: str, seed: int, steps: int, n_envs: int, run_dir: Path) -> N
         total, done = 0.0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(int(action))
+            discrete = isinstance(env.action_space, gym.spaces.Discrete)
+            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
