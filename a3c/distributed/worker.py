@@ -37,7 +37,8 @@ PUSH_SPACING = 20.0
 
 
 class RayBackend:
-    """pull: load the newest published parameters; push: send the flat gradient to the server."""
+    """pull: load the newest parameters (and obs_norm statistics) the server's replies brought;
+    push: hold the flat gradient, and send what is held once a call is worth its cost."""
 
     def __init__(self, rank: int, config: Config, server: ray.actor.ActorHandle):
         self.rank = rank
