@@ -101,8 +101,8 @@ PRESETS: dict[str, Preset] = {
         "n_steps 8, gamma 0.9, gae_lambda 0.9, ent_coef 0.0, vf_coef 0.4, max_grad_norm 0.5, "
         "normalize True. The zoo also uses gSDE and reward normalisation, which we do not have; "
         "tuned here in their place (benchmarks/results/pendulum-a2c.md): Adam from 1e-3 annealed "
-        "linearly to 0 over 1M steps and reward_scale 0.1 (A2C, 3 seeds: -185, -165, -200 over 20 "
-        "greedy episodes); RMSProp at lin_7e-4 reached only -290, a constant 1e-3 -128 on one "
+        "linearly to 0 over 1M steps and reward_scale 0.1 (A2C, 5 seeds: -165, -185, -200, -374, "
+        "-736 over 20 greedy episodes); RMSProp at lin_7e-4 reached only -290, a constant 1e-3 -128 on one "
         "seed and -303 on another, and annealing over 2M steps -170 and -336",
         values=dict(
             n_envs=8, n_steps=8, gamma=0.9, gae_lambda=0.9, lr=1e-3, lr_schedule="linear",
