@@ -195,7 +195,12 @@ class ObsNormalizer(nn.Module):
 
     @torch.no_grad()
     def merge(self, moments: Moments) -> None:
-        count, mean, var = merge_moments((float(self.count), self.mean, self.var), moments)
+        self.assign(merge_moments((float(self.count), self.mean, self.var), moments))
+
+    @torch.no_grad()
+    def assign(self, moments: Moments) -> None:
+        """Take these statistics as the running ones (in place: a shared copy stays shared)."""
+        count, mean, var = moments
         self.mean.copy_(mean)
         self.var.copy_(var)
         self.count.fill_(count)

@@ -40,7 +40,8 @@ class RayBackend:
     """pull: load the newest parameters (and obs_norm statistics) the server's replies brought;
     push: hold the flat gradient, and send what is held once a call is worth its cost."""
 
-    def __init__(self, rank: int, config: Config, server: ray.actor.ActorHandle):
+    def __init__(self, rank: int, config: Config, server: ray.actor.ActorHandle,
+                 normalizer: ObsNormalizer | None = None):
         self.rank = rank
         self.config = config
         self.server = server
@@ -52,7 +53,9 @@ class RayBackend:
         self.latest: Reply = ray.get(server.latest.remote(rank))
         self.params = self.latest.params  # reference to the newest published parameters we know of
         self.statistics = self.latest.statistics  # obs_norm's, as of those parameters
-        self.normalizer: ObsNormalizer | None = None  # the worker network's, once push has seen it
+        self.normalizer = normalizer  # the worker network's: what it observed goes with the gradients
+        if normalizer is not None:
+            normalizer.take_recent()  # from now on
 
     def pull(self, net: ActorCritic) -> int:
         # Take the replies already there, oldest first, but for the push sent a moment ago: it is
@@ -69,10 +72,7 @@ class RayBackend:
             load_flat_parameters(net, ray.get(params) if isinstance(params, ray.ObjectRef) else params)
             if self.statistics is not None and net.normalizer is not None:
                 count, mean, var = self.statistics
-                with torch.no_grad():
-                    net.normalizer.mean.copy_(torch.from_numpy(mean))
-                    net.normalizer.var.copy_(torch.from_numpy(var))
-                    net.normalizer.count.fill_(count)
+                net.normalizer.assign((count, torch.from_numpy(mean), torch.from_numpy(var)))
             self.version = self.latest.version
         return self.version
 
@@ -82,7 +82,6 @@ class RayBackend:
         Each push's staleness is handed out once, in order, by a later call, so a report's sums count
         every applied update but the last few in flight, and the first calls return 0.
         """
-        self.normalizer = net.normalizer
         self.batch.append((flat_gradients(net), pulled_version, steps))
         if len(self.batch) >= self.config.gradients_per_push or time.monotonic() >= self._next_send:
             self._send()
@@ -143,9 +142,7 @@ class RolloutWorker:
         self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
         self.net = ActorCritic(spec)
-        if self.net.normalizer is not None:
-            self.net.normalizer.take_recent()  # from now on: sent with the gradients
-        self.backend = RayBackend(rank, config, self.server)
+        self.backend = RayBackend(rank, config, self.server, self.net.normalizer)
         self._last_report: ray.ObjectRef | None = None
 
     def run(self) -> int:
