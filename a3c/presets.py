@@ -26,9 +26,11 @@ PRESETS: dict[str, Preset] = {
         source="tuned on CartPole-v1 with benchmarks/time_to_solve.py (2 workers, 2-core machine, "
         "see benchmarks/RESULTS.md): separate policy and value torsos, T=10 and entropy 0.001 "
         "reached a training return of 475 on every seed in 44k-53k env steps; a shared torso "
-        "with T=20 and entropy 0.01 failed on some seeds within 40 s. 4 envs per worker (8 seeds, "
-        "idle machine): median 3.5-3.9 s from launch against 5.8 s with 1, as each step costs "
-        "a quarter of the CPU; lr 2e-3 was faster still but unstable late in a 200k-step run",
+        "with T=20 and entropy 0.01 failed on some seeds within 40 s. 4 envs per worker, stepped as "
+        "one batch, cost a quarter of the CPU per step (benchmarks/cpu_cost.py) and reached 475 "
+        "in a median 3.5-3.9 s from launch (8 seeds, idle machine; 8 envs: 3.6 s; 2 envs took 6.2 s "
+        "against 4 envs' 4.7 s before workers' start-up was cut); "
+        "lr 2e-3 was faster still but unstable late in a 200k-step run",
         values=dict(
             n_envs=4, n_steps=10, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.001, value_coef=0.5,
             max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False,

@@ -36,8 +36,8 @@ MAX_PUBLISH_GAP = 0.01
 # through the object store: Ray sends returns this small inline anyway (its
 # max_direct_call_object_size, 100 KiB), and a copy costs microseconds where a put costs the server
 # ~0.5 ms and each worker's get a round trip to the raylet. For the CartPole network (36 KB) this
-# took the raylet from ~25 % of a core to ~0 and the Ray backend from ~49 % of the local backend's
-# env steps/s to NN % (docs/distributed.md).
+# took the raylet from ~24 % of a core to ~2 %, and the Ray backend with 4 gradients per call from
+# 43-52 % of the local backend's env steps/s to 56 % (benchmarks/results/ray_scaling.md).
 INLINE_PARAMETER_BYTES = 100 * 1024
 
 
