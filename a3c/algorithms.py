@@ -79,7 +79,8 @@ class ActorCriticAlgorithm:
             self.observation_space, self.action_space, hidden_sizes=self.config.hidden_sizes,
             activation=self.config.activation, shared_torso=self.config.shared_torso,
             torso=self.config.torso, core=self.config.core, core_size=self.config.core_size,
-            obs_norm=self.config.obs_norm,
+            obs_norm=self.config.obs_norm, use_sde=self.config.use_sde,
+            log_std_init=self.config.log_std_init,
         )
         torch.manual_seed(self.config.seed)
         self.policy = self._place(ActorCritic(spec))

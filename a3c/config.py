@@ -125,6 +125,11 @@ class Config:
     obs_norm: bool = _opt(
         "normalise vector observations by running mean and variance (shared by the workers, "
         "saved in the checkpoint)", default=False)
+    use_sde: bool = _opt(
+        "continuous actions: state-dependent exploration (gSDE), noise that is a function of the "
+        "state, drawn once per rollout, instead of independent noise at every step", default=False)
+    log_std_init: float = _opt("use_sde: initial log standard deviation of the noise weights",
+                               default=-2.0)
     # --- evaluation, checkpoints, logging ---
     eval_interval: int = _opt(
         "evaluate the global network every this many env steps (0: never)", default=25_000)

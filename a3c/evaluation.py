@@ -52,6 +52,8 @@ def evaluate(
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
         state = net.initial_state(1) if net.recurrent else None
+        if not deterministic:
+            net.new_rollout(1)  # state-dependent exploration: fresh noise for each episode
         while not done:
             obs_t = torch.as_tensor(obs, device=device)[None]
             if state is None:

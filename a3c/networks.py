@@ -44,6 +44,8 @@ class NetworkSpec:
     core: str = "none"  # "none" | "lstm"
     core_size: int = 256
     obs_norm: bool = False  # running mean/std normalisation of (vector) observations
+    use_sde: bool = False  # Box actions: state-dependent exploration (StateDependentNoiseHead)
+    log_std_init: float = -2.0  # use_sde: the initial log sigma of its noise weights
 
     @classmethod
     def from_spaces(cls, obs_space: gym.Space, act_space: gym.Space, torso: str = "auto",
@@ -73,6 +75,8 @@ class NetworkSpec:
         core = options.get("core", "none")
         if core not in CORES:
             raise ConfigError(f"unknown core {core!r}; choose from {', '.join(CORES)}")
+        if options.get("use_sde") and kind != "box":
+            raise ConfigError(f"use_sde explores continuous (Box) actions; this env's are {act_space}")
         if core != "none" and not options.get("shared_torso", True):
             raise ConfigError("an LSTM core sits between one shared torso and the heads: "
                               "use shared_torso true with core lstm")
@@ -239,6 +243,12 @@ class CategoricalHead(nn.Module):
         return logp, entropy
 
 
+def _gaussian_log_prob_entropy(mean: Tensor, variance: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    logp = -0.5 * ((actions - mean) ** 2 / variance + variance.log() + _LOG_2PI)
+    entropy = 0.5 * (variance.log() + _LOG_2PI + 1.0)
+    return logp.sum(-1), entropy.sum(-1)
+
+
 class GaussianHead(nn.Module):
     """Continuous actions: a mean, and a variance through softplus as in the A3C paper."""
 
@@ -267,10 +277,52 @@ class GaussianHead(nn.Module):
 
     @staticmethod
     def log_prob_entropy(params: tuple[Tensor, Tensor], actions: Tensor) -> tuple[Tensor, Tensor]:
-        mean, variance = params
-        logp = -0.5 * ((actions - mean) ** 2 / variance + variance.log() + _LOG_2PI)
-        entropy = 0.5 * (variance.log() + _LOG_2PI + 1.0)
-        return logp.sum(-1), entropy.sum(-1)
+        return _gaussian_log_prob_entropy(*params, actions)
+
+
+class StateDependentNoiseHead(nn.Module):
+    """Continuous actions with generalized state-dependent exploration (gSDE, Raffin et al. 2022).
+
+    The noise is latent(s) @ W, with one W ~ N(0, sigma^2) per env drawn at the start of each
+    rollout (resample): within a rollout a state gets the same push every time it is visited, so
+    exploration is smooth in time. Independent noise at every step averages out over a swing, and
+    a pendulum has to be pumped consistently to get up. The action's distribution given the state
+    is still Gaussian, with variance latent(s)^2 @ sigma^2; the latent is detached there, so only
+    sigma and the mean learn from the log-probability.
+    """
+
+    min_variance = 1e-6
+
+    def __init__(self, in_dim: int, dim: int, log_std_init: float):
+        super().__init__()
+        self.mean = nn.Linear(in_dim, dim)
+        nn.init.orthogonal_(self.mean.weight, 0.01)
+        nn.init.zeros_(self.mean.bias)
+        self.log_std = nn.Parameter(torch.full((in_dim, dim), float(log_std_init)))
+        self.noise: Tensor | None = None  # [N, in_dim, dim]: this rollout's W for each of N envs
+
+    def resample(self, batch: int) -> None:
+        std = self.log_std.detach().exp()
+        self.noise = std * torch.randn(batch, *std.shape, device=std.device)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """The mean and the latent; the variance is computed only where the loss needs it."""
+        return F.linear(h, self.mean.weight, self.mean.bias), h.detach()
+
+    def variance(self, latent: Tensor) -> Tensor:
+        return latent.pow(2) @ (2 * self.log_std).exp() + self.min_variance
+
+    def sample(self, params: tuple[Tensor, Tensor], deterministic: bool) -> Tensor:
+        mean, latent = params
+        if deterministic:
+            return mean
+        if self.noise is None or self.noise.shape[0] != len(latent):
+            self.resample(len(latent))
+        return mean + torch.bmm(latent.unsqueeze(1), self.noise).squeeze(1)
+
+    def log_prob_entropy(self, params: tuple[Tensor, Tensor], actions: Tensor) -> tuple[Tensor, Tensor]:
+        mean, latent = params
+        return _gaussian_log_prob_entropy(mean, self.variance(latent), actions)
 
 
 State = tuple[Tensor, Tensor]  # the LSTM core's (h, c), each [N, core_size]
@@ -311,8 +363,12 @@ class ActorCritic(nn.Module):
             nn.init.zeros_(self.core.bias_ih)
             nn.init.zeros_(self.core.bias_hh)
             width = spec.core_size
-        head = CategoricalHead if spec.action_kind == "discrete" else GaussianHead
-        self.policy = head(width, spec.action_dim)
+        if spec.action_kind == "discrete":
+            self.policy: nn.Module = CategoricalHead(width, spec.action_dim)
+        elif spec.use_sde:
+            self.policy = StateDependentNoiseHead(width, spec.action_dim, spec.log_std_init)
+        else:
+            self.policy = GaussianHead(width, spec.action_dim)
         self.value_head = nn.Linear(width, 1)
         nn.init.orthogonal_(self.value_head.weight, 1.0)
         nn.init.zeros_(self.value_head.bias)
@@ -330,6 +386,11 @@ class ActorCritic(nn.Module):
     @property
     def recurrent(self) -> bool:
         return self.core is not None
+
+    def new_rollout(self, batch: int) -> None:
+        """A rollout over batch envs begins: state-dependent exploration draws its noise anew."""
+        if self.spec.use_sde:
+            self.policy.resample(batch)
 
     @functools.cached_property
     def params(self) -> list[nn.Parameter]:

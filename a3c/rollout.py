@@ -70,6 +70,7 @@ class RolloutCollector:
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
+        net.new_rollout(self.envs.num_envs)
         if net.recurrent:
             self._collect_recurrent(net)
         else:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.distributions import Categorical, Normal
 
-from a3c.networks import ActorCritic, CategoricalHead, GaussianHead, NetworkSpec
+from a3c.errors import ConfigError
+from a3c.networks import ActorCritic, CategoricalHead, GaussianHead, NetworkSpec, StateDependentNoiseHead
 
 DISCRETE = (gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(3))
 BOX = (gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Box(-2, 2, (2,), np.float32))
@@ -123,3 +124,73 @@ def test_sampling_follows_the_distribution():
     samples = GaussianHead.sample((mean, variance), deterministic=False)
     np.testing.assert_allclose(samples.mean(0).numpy(), [1.0, -2.0], atol=0.05)
     np.testing.assert_allclose(samples.var(0).numpy(), [0.25, 4.0], rtol=0.05)
+
+
+def sde_net(seed=0, log_std_init=-1.0):
+    torch.manual_seed(seed)
+    spec = NetworkSpec.from_spaces(*BOX, hidden_sizes=(8,), shared_torso=False, use_sde=True,
+                                   log_std_init=log_std_init)
+    return ActorCritic(spec)
+
+
+def test_sde_variance_is_the_squared_latent_times_sigma_squared_by_hand():
+    head = StateDependentNoiseHead(2, 1, log_std_init=0.0)
+    with torch.no_grad():
+        head.log_std.copy_(torch.log(torch.tensor([[0.5], [2.0]])))  # sigma = 0.5 and 2
+    latent = torch.tensor([[1.0, 0.5], [0.0, -1.0]])
+    mean, _ = head(latent)
+    variance = head.variance(latent)
+    # 1 * 0.25 + 0.25 * 4 = 1.25; 0 * 0.25 + 1 * 4 = 4
+    torch.testing.assert_close(variance, torch.tensor([[1.25], [4.0]]) + head.min_variance)
+    actions = torch.tensor([[0.3], [-1.0]])
+    logp, entropy = head.log_prob_entropy((mean, latent), actions)
+    dist = Normal(mean, variance.sqrt())
+    torch.testing.assert_close(logp, dist.log_prob(actions).sum(-1))
+    torch.testing.assert_close(entropy, dist.entropy().sum(-1))
+
+
+def test_sde_noise_is_a_function_of_the_state_until_the_next_rollout():
+    net = sde_net()
+    obs = torch.randn(4, 5)
+    net.new_rollout(4)
+    with torch.no_grad():
+        first, _ = net.act(obs)
+        again, _ = net.act(obs)
+        (mean, _), _ = net(obs)
+        greedy, _ = net.act(obs, deterministic=True)
+        net.new_rollout(4)
+        next_rollout, _ = net.act(obs)
+    torch.testing.assert_close(first, again)  # the same state, the same push, within a rollout
+    torch.testing.assert_close(greedy, mean)
+    assert not torch.equal(first, mean) and not torch.equal(next_rollout, first)
+
+
+def test_sde_actions_follow_the_gaussian_their_log_probability_assumes():
+    net = sde_net(log_std_init=-0.5)
+    obs = torch.randn(1, 5).expand(20_000, 5)  # one state, a fresh noise matrix per row
+    net.new_rollout(20_000)
+    with torch.no_grad():
+        actions, _ = net.act(obs)
+        (mean, latent), _ = net(obs[:1])
+        variance = net.policy.variance(latent)
+    np.testing.assert_allclose(actions.mean(0).numpy(), mean[0].numpy(), atol=0.02)
+    np.testing.assert_allclose(actions.var(0).numpy(), variance[0].numpy(), rtol=0.05)
+
+
+def test_sde_log_probability_trains_sigma_and_the_mean_not_the_latent_through_the_variance():
+    net = sde_net()
+    obs = torch.randn(6, 5)
+    (mean, latent), _ = net(obs)
+    variance = net.policy.variance(latent)
+    assert grad_reaches(variance.sum(), [net.policy.log_std])
+    assert not grad_reaches(variance.sum(), net.torso.parameters())
+    assert grad_reaches(mean.sum(), net.torso.parameters())
+
+
+def test_sde_needs_box_actions_and_round_trips_in_the_spec():
+    with pytest.raises(ConfigError, match="use_sde"):
+        NetworkSpec.from_spaces(*DISCRETE, use_sde=True)
+    spec = NetworkSpec.from_spaces(*BOX, use_sde=True, log_std_init=-1.5)
+    assert NetworkSpec.from_dict(spec.to_dict()) == spec
+    older = {k: v for k, v in spec.to_dict().items() if k not in ("use_sde", "log_std_init")}
+    assert NetworkSpec.from_dict(older).use_sde is False  # a checkpoint from before use_sde
