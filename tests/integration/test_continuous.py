@@ -15,7 +15,7 @@ from a3c import A3C, load  # noqa: E402
 def test_inverted_pendulum_trains_with_shared_obs_statistics(tmp_path):
     model = A3C("InvertedPendulum-v5", workers=2, seed=0, verbose=0, eval_interval=0,
                 final_eval_episodes=2, checkpoint_interval=0)
-    assert model.config.preset == "continuous-control" and model.config.obs_norm
+    assert model.config.preset == "mujoco" and model.config.obs_norm
     model.learn(total_steps=3_000, run_dir=tmp_path)
     stats = model.policy.normalizer
     # Both workers' rollouts reached the one shared copy (lock-free: a racing update may be lost).

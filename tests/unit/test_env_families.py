@@ -17,7 +17,8 @@ from a3c.presets import PRESETS, build_config, preset_for
     ("PongNoFrameskip-v4", "a3c", "lstm", "atari-lstm"),
     ("ALE/Breakout-v5", "a2c", "none", "atari-a2c"),
     ("Pendulum-v1", "a3c", "none", "continuous-control"),
-    ("InvertedPendulum-v5", "a2c", "none", "continuous-control"),
+    ("InvertedPendulum-v5", "a2c", "none", "mujoco"),
+    ("HalfCheetah-v5", "a3c", "none", "mujoco"),
 ])
 def test_preset_follows_the_family(env_id, algo, core, preset):
     assert preset_for(env_id, algo, core) == preset
@@ -29,6 +30,7 @@ def test_every_preset_cites_a_source_and_builds():
     cfg = build_config("Pendulum-v1", lr=1e-3)
     assert cfg.preset == "continuous-control" and cfg.obs_norm and cfg.lr == 1e-3  # CLI overrides win
     assert cfg.reward_scale == 0.1 and build_config("ALE/Pong-v5").lr_schedule == "linear"
+    assert cfg.use_sde and not build_config("Pendulum-v1", use_sde=False).use_sde
 
 
 def _fails_without(module: str, code: str) -> str:
