@@ -31,3 +31,14 @@ def test_render_without_a_screen_is_one_clear_line(a3c_cli, checkpoint, monkeypa
     assert out.returncode == 2
     assert "needs a screen" in out.stderr and "--video" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_render_shows_episodes_through_the_envs_own_window(a3c_cli, checkpoint, monkeypatch):
+    # No screen here: pygame's dummy video driver stands in for one, so the env's human renderer
+    # opens its window and draws every step, as it would on a desktop.
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    out = a3c_cli("eval", checkpoint, "--episodes", "1", "--render")
+    assert out.returncode == 0, out.stderr
+    assert "over 1 greedy episode" in out.stdout
