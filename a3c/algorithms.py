@@ -163,6 +163,8 @@ class ActorCriticAlgorithm:
                     state = tuple(s * keep.to(s) for s in state)
                 actions, _, state = self.policy.act_recurrent(batch, state, deterministic)
             else:
+                if not deterministic:
+                    self.policy.new_rollout(len(batch))  # gSDE: each call draws its own noise
                 actions, _ = self.policy.act(batch, deterministic)
         actions = actions.cpu()
         if single:

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import torch
 
-from a3c import A3C
+from a3c import A2C, A3C
 from a3c.checkpoint import load_checkpoint
 
 
@@ -52,6 +52,16 @@ def test_box_actions_train_save_and_load(tmp_path):
     np.testing.assert_array_equal(actions, model.predict(obs, deterministic=True)[0])
     assert actions.shape == (16, 1) and np.all(np.abs(actions) <= 2.0)  # clipped to the Box
     assert -2.0 <= loaded.predict(obs[0])[0][0] <= 2.0
+
+
+def test_state_dependent_exploration_samples_around_the_greedy_action():
+    model = A2C("Pendulum-v1", seed=0, verbose=0)
+    assert model.config.use_sde  # the continuous-control preset's
+    obs = np.array([1.0, 0.0, 0.5], dtype=np.float32)
+    greedy, _ = model.predict(obs, deterministic=True)
+    samples = np.array([model.predict(obs)[0] for _ in range(200)])
+    assert len(np.unique(samples)) > 150  # fresh noise on every call, not one fixed draw
+    assert abs(np.median(samples) - greedy[0]) < 0.2 and samples.std() > 0.05
 
 
 def test_the_model_kept_at_the_target_is_the_one_that_was_evaluated(tmp_path):
