@@ -56,7 +56,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, choices=f.metadata["choices"], default=argparse.SUPPRESS,
                                 help=help_text)
         else:
-            parser.add_argument(flag, type=_PARSERS[f.type], default=argparse.SUPPRESS,
+            # A preset is always named: "none" is no preset's name, so it is not read as None.
+            parse = str if f.name == "preset" else _PARSERS[f.type]
+            parser.add_argument(flag, type=parse, default=argparse.SUPPRESS,
                                 help=help_text, metavar=f.name.upper())
 
 

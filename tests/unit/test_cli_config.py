@@ -10,7 +10,7 @@ import math
 from dataclasses import fields
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from a3c.cli import build_model, build_parser, main
@@ -131,6 +131,7 @@ ARGV = st.lists(st.sampled_from(sorted(FIELDS)).flatmap(_option), max_size=5).ma
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ARGV)
+@example(["--preset", "none"])  # was read as None, and the preset then chosen from the env id
 def test_random_command_lines_give_one_line_errors_or_exactly_what_was_typed(argv):
     try:
         args = train_args("CartPole-v1", "--quiet", *argv)
