@@ -103,8 +103,8 @@ PRESETS: dict[str, Preset] = {
         "n_steps 8, gae_lambda 0.9, ent_coef 0.0, vf_coef 0.4, max_grad_norm 0.5, normalize, "
         "use_sde. Tuned here on Pendulum-v1 (benchmarks/results/pendulum.md): Adam from 1e-3 "
         "annealed linearly to 0, reward_scale 0.1, log_std_init -1 and gamma 0.95 (one swing's "
-        "horizon): A3C reached -200 on 10 of 10 seeds within 1M steps (median -158), A2C on 4 of "
-        "5; with the zoo's gamma 0.9, 8 of 10 A2C seeds (log_std_init -1 or -2 alike) and 4 of 5 "
+        "horizon): A3C reached -200 on 10 of 10 seeds within 1M steps (median -158), A2C on 9 of "
+        "10; with the zoo's gamma 0.9, 8 of 10 A2C seeds (log_std_init -1 or -2 alike) and 4 of 5 "
         "A3C seeds; without gSDE, 2 of 5 A2C seeds",
         values=dict(
             n_envs=8, n_steps=8, gamma=0.95, gae_lambda=0.9, lr=1e-3, lr_schedule="linear",
