@@ -155,6 +155,8 @@ class ActorCriticAlgorithm:
                 f"observation shape {tuple(obs.shape)} does not match {self.observation_space.shape}")
         batch = (obs[None] if single else obs).to(self.device)
         with torch.no_grad():
+            if not deterministic:
+                self.policy.new_rollout(len(batch))  # gSDE: each call draws its own noise
             if self.policy.recurrent:
                 if state is None:
                     state = self.policy.initial_state(len(batch))
@@ -163,8 +165,6 @@ class ActorCriticAlgorithm:
                     state = tuple(s * keep.to(s) for s in state)
                 actions, _, state = self.policy.act_recurrent(batch, state, deterministic)
             else:
-                if not deterministic:
-                    self.policy.new_rollout(len(batch))  # gSDE: each call draws its own noise
                 actions, _ = self.policy.act(batch, deterministic)
         actions = actions.cpu()
         if single:
