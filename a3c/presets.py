@@ -20,6 +20,13 @@ class Preset:
     values: dict[str, Any]
 
 
+# What the two continuous-action presets share; they differ in horizon and exploration.
+_GAUSSIAN_MLP: dict[str, Any] = dict(
+    n_envs=8, n_steps=8, lr=1e-3, lr_schedule="linear", optimizer="adam", entropy_coef=0.0,
+    value_coef=0.4, max_grad_norm=0.5, reward_scale=0.1, hidden_sizes=(64, 64), activation="tanh",
+    shared_torso=False, obs_norm=True, total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
+)
+
 PRESETS: dict[str, Preset] = {
     "classic-control": Preset(
         description="discrete classic control (CartPole, Acrobot, ...): small MLPs, Adam",
@@ -106,13 +113,7 @@ PRESETS: dict[str, Preset] = {
         "horizon): A3C reached -200 on 10 of 10 seeds within 1M steps (median -158), A2C on 9 of "
         "10; with the zoo's gamma 0.9, 8 of 10 A2C seeds (log_std_init -1 or -2 alike) and 4 of 5 "
         "A3C seeds; without gSDE, 2 of 5 A2C seeds",
-        values=dict(
-            n_envs=8, n_steps=8, gamma=0.95, gae_lambda=0.9, lr=1e-3, lr_schedule="linear",
-            optimizer="adam", entropy_coef=0.0, value_coef=0.4, max_grad_norm=0.5, reward_scale=0.1,
-            hidden_sizes=(64, 64), activation="tanh", shared_torso=False, obs_norm=True,
-            use_sde=True, log_std_init=-1.0, total_steps=1_000_000, eval_interval=50_000,
-            eval_episodes=10,
-        ),
+        values=dict(**_GAUSSIAN_MLP, gamma=0.95, gae_lambda=0.9, use_sde=True, log_std_init=-1.0),
     ),
     "mujoco": Preset(
         description="Gaussian policy on MuJoCo (InvertedPendulum, HalfCheetah, ...): MLPs, Adam, "
@@ -122,12 +123,7 @@ PRESETS: dict[str, Preset] = {
         "locomotion's long horizon: HalfCheetah-v5 with A3C reached a greedy 946 after 1M steps "
         "in 44 s (benchmarks/results/halfcheetah-a3c.md), InvertedPendulum-v5 a training return "
         "of 950 after a median 35k steps (benchmarks/results/compare-InvertedPendulum-v5.md)",
-        values=dict(
-            n_envs=8, n_steps=8, gamma=0.99, gae_lambda=0.95, lr=1e-3, lr_schedule="linear",
-            optimizer="adam", entropy_coef=0.0, value_coef=0.4, max_grad_norm=0.5, reward_scale=0.1,
-            hidden_sizes=(64, 64), activation="tanh", shared_torso=False, obs_norm=True,
-            total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
-        ),
+        values=dict(**_GAUSSIAN_MLP, gamma=0.99, gae_lambda=0.95),
     ),
 }
 
