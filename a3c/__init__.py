@@ -1,7 +1,7 @@
 """A3C and A2C: asynchronous and synchronous advantage actor-critic on Gymnasium environments.
 
 The public names are imported on first use, so `import a3c.cli` does not pay for torch before the
-command line has been read (the trainer starts its worker processes' imports first).
+command line has been read (the CLI starts its worker processes' imports first).
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "A2C": "a3c.algorithms", "A3C": "a3c.algorithms", "load": "a3c.algorithms",
-    "resume": "a3c.algorithms",
+    "A2C": "a3c.api", "A3C": "a3c.api", "load": "a3c.api", "resume": "a3c.api",
     "Config": "a3c.config", "A3CError": "a3c.errors", "CheckpointError": "a3c.errors",
     "ConfigError": "a3c.errors", "EnvError": "a3c.errors", "WorkerError": "a3c.errors",
     "TrainingError": "a3c.errors", "NonFiniteError": "a3c.errors",
-    "EvalResult": "a3c.evaluation", "evaluate": "a3c.evaluation",
+    "EvalResult": "a3c.run.evaluation", "evaluate": "a3c.run.evaluation",
 }
 __all__ = list(_EXPORTS)
 __version__ = "0.1.0"

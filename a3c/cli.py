@@ -110,7 +110,7 @@ def build_model(args: argparse.Namespace) -> Any:
 
     Precedence: Config's defaults < the preset < the config file < the command line.
     """
-    from a3c.algorithms import ALGORITHMS, resume
+    from a3c.api import ALGORITHMS, resume
     from a3c.config import read_config_file
     from a3c.errors import ConfigError
 
@@ -147,14 +147,14 @@ def build_model(args: argparse.Namespace) -> Any:
 def _train(args: argparse.Namespace) -> int:
     if getattr(args, "algo", "a3c") == "a3c" and getattr(args, "backend", "local") == "local" \
             and args.config is None and args.resume is None:
-        from a3c.processes import prestart_workers
+        from a3c.drivers.processes import prestart_workers
 
         prestart_workers()  # the workers' imports run while this process imports torch
     model = build_model(args)
     cfg = model.config
     algo = cfg.algo
     if cfg.backend == "ray":
-        from a3c.distributed import require_ray
+        from a3c.drivers.ray import require_ray
 
         require_ray()  # before anything is printed: one line saying what to install
     how = (f"{cfg.n_envs} {cfg.vec_env} envs on {model.device}" if algo == "a2c"
@@ -187,7 +187,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from a3c.algorithms import load
+    from a3c.api import load
     from a3c.errors import ConfigError
 
     if args.episodes <= 0:

@@ -7,9 +7,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from a3c import atari
 from a3c.config import Config
-from a3c.envs import make_env, reward_threshold
+from a3c.envs import atari
+from a3c.envs.make import make_env, reward_threshold
 from a3c.errors import A3CError, ConfigError
 
 
@@ -30,14 +30,12 @@ _GAUSSIAN_MLP: dict[str, Any] = dict(
 PRESETS: dict[str, Preset] = {
     "classic-control": Preset(
         description="discrete classic control (CartPole, Acrobot, ...): small MLPs, Adam",
-        source="tuned on CartPole-v1 with benchmarks/time_to_solve.py (2 workers, 2-core machine, "
-        "see benchmarks/RESULTS.md): separate policy and value torsos, T=10 and entropy 0.001 "
-        "reached a training return of 475 on every seed in 44k-53k env steps; a shared torso "
-        "with T=20 and entropy 0.01 failed on some seeds within 40 s. 4 envs per worker, stepped as "
-        "one batch, cost a quarter of the CPU per step (benchmarks/cpu_cost.py) and reached 475 "
-        "in a median 3.5-3.9 s from launch (8 seeds, idle machine; 8 envs: 3.6 s; 2 envs took 6.2 s "
-        "against 4 envs' 4.7 s before workers' start-up was cut); "
-        "lr 2e-3 was faster still but unstable late in a 200k-step run",
+        source="tuned on CartPole-v1 with benchmarks/time_to_solve.py (2 workers): separate policy "
+        "and value torsos, T=10 and entropy 0.001 reached a training return of 475 on every seed "
+        "tried, where a shared torso with T=20 and entropy 0.01 did not; 4 envs per worker, stepped "
+        "as one batch, cut the CPU cost per step (benchmarks/cpu_cost.py) and the time to 475 "
+        "(benchmarks/results/time_to_solve-CartPole-v1-4envs-idle.md); lr 2e-3 was faster but "
+        "unstable late in a 200k-step run",
         values=dict(
             n_envs=4, n_steps=10, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.001, value_coef=0.5,
             max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False,
@@ -66,9 +64,9 @@ PRESETS: dict[str, Preset] = {
         "paper samples the learning rate from LogUniform(1e-4, 1e-2); 7e-4 with eps 1e-5, value "
         "weight 0.5 and gradient norm 0.5 are OpenAI Baselines' A2C Atari defaults (a2c.py). "
         "Each worker steps 8 envs as one batch with T=5, so 2 workers hold Baselines' 16 envs x 5 "
-        "steps: on 2 cores this ran 2,100 agent steps/s and reached +20 on PongNoFrameskip-v4 "
-        "after 3.0M steps (benchmarks/results/pong-a3c-nofs.md); 1 env per worker with T=20 was "
-        "still at -21 after 1M steps",
+        "steps; with it A3C reached +20 on PongNoFrameskip-v4 after 3.0M steps on 2 cores "
+        "(benchmarks/results/pong-a3c-nofs.md), where 1 env per worker with T=20 had not learned "
+        "by 1M steps",
         values=dict(
             torso="a3c-conv", core="none", n_envs=8, n_steps=5, gamma=0.99, lr=7e-4,
             lr_schedule="linear",
@@ -108,21 +106,18 @@ PRESETS: dict[str, Preset] = {
         "MuJoCo (Pendulum): MLPs, Adam, observation normalisation",
         source="rl-baselines3-zoo hyperparams/a2c.yml, Pendulum-v1 (tuned there): n_envs 8, "
         "n_steps 8, gae_lambda 0.9, ent_coef 0.0, vf_coef 0.4, max_grad_norm 0.5, normalize, "
-        "use_sde. Tuned here on Pendulum-v1 (benchmarks/results/pendulum.md): Adam from 1e-3 "
-        "annealed linearly to 0, reward_scale 0.1, log_std_init -1 and gamma 0.95 (one swing's "
-        "horizon): A3C reached -200 on 10 of 10 seeds within 1M steps (median -158), A2C on 9 of "
-        "10; with the zoo's gamma 0.9, 8 of 10 A2C seeds (log_std_init -1 or -2 alike) and 4 of 5 "
-        "A3C seeds; without gSDE, 2 of 5 A2C seeds",
+        "use_sde. Tuned on Pendulum-v1 (benchmarks/results/pendulum.md): Adam from 1e-3 annealed "
+        "linearly to 0, reward_scale 0.1, log_std_init -1 and gamma 0.95 (one swing's horizon); "
+        "A3C reached -200 on 10 of 10 seeds within 1M steps, A2C on 9 of 10",
         values=dict(**_GAUSSIAN_MLP, gamma=0.95, gae_lambda=0.9, use_sde=True, log_std_init=-1.0),
     ),
     "mujoco": Preset(
         description="Gaussian policy on MuJoCo (InvertedPendulum, HalfCheetah, ...): MLPs, Adam, "
         "observation normalisation",
-        source="the continuous-control values as first tuned on Pendulum-v1 (independent noise "
-        "from a softplus variance, as in the A3C paper), with gamma 0.99 and GAE 0.95 for "
-        "locomotion's long horizon: HalfCheetah-v5 with A3C reached a greedy 946 after 1M steps "
-        "in 44 s (benchmarks/results/halfcheetah-a3c.md), InvertedPendulum-v5 a training return "
-        "of 950 after a median 35k steps (benchmarks/results/compare-InvertedPendulum-v5.md)",
+        source="the continuous-control values with independent noise from a softplus variance, as "
+        "in the A3C paper, and gamma 0.99 with GAE 0.95 for locomotion's long horizon: "
+        "HalfCheetah-v5 (benchmarks/results/halfcheetah-a3c.md), InvertedPendulum-v5 "
+        "(benchmarks/results/compare-InvertedPendulum-v5.md)",
         values=dict(**_GAUSSIAN_MLP, gamma=0.99, gae_lambda=0.95),
     ),
 }

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from a3c.config import usable_cores
-from a3c.envs import reward_threshold
-from a3c.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
+from a3c.envs.make import reward_threshold
 from a3c.plotting import read_episodes, smooth
+from a3c.run.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
 
 ALGOS = ("a3c", "a2c", "sb3-a2c")
 LABELS = {"a3c": "A3C (this project)", "a2c": "A2C (this project)", "sb3-a2c": "Stable-Baselines3 A2C"}

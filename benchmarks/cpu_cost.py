@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from common import machine, median, report
 
-from a3c.envs import make_training_envs
-from a3c.hogwild import HogwildBackend, SharedCounters
-from a3c.learner import compute_gradients
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_optimizer
+from a3c.core.gradients import compute_gradients
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.optim import make_optimizer
+from a3c.core.rollout import RolloutCollector
+from a3c.drivers.hogwild import HogwildBackend, SharedCounters
+from a3c.envs.make import make_training_envs
 from a3c.presets import build_config
-from a3c.rollout import RolloutCollector
 
 
 def cpu_seconds_per_step(env_id: str, n_envs: int, updates: int) -> float:

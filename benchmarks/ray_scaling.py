@@ -31,11 +31,10 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
     import ray
     import torch
 
-    from a3c.checkpoint import optimizer_tensors
-    from a3c.distributed.parameter_server import ParameterServer
-    from a3c.distributed.worker import RayBackend
-    from a3c.networks import ActorCritic, NetworkSpec
-    from a3c.optim import make_optimizer
+    from a3c.core.networks import ActorCritic, NetworkSpec
+    from a3c.core.optim import make_optimizer, optimizer_tensors
+    from a3c.drivers.ray.actor import RayBackend
+    from a3c.drivers.ray.server import ParameterServer
     from a3c.presets import build_config
 
     config = build_config("CartPole-v1", max_inflight_pushes=inflight, gradients_per_push=per_push,

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
 from a3c import A3C  # noqa: E402
-from a3c.checkpoint import load_checkpoint  # noqa: E402
+from a3c.run.checkpoint import load_checkpoint  # noqa: E402
 
 
 def memory_kib(pid: int) -> tuple[int, int]:

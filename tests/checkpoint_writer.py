@@ -11,9 +11,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c.checkpoint import prune_checkpoints, read_counters, save_checkpoint
 from a3c.config import Config
-from a3c.networks import ActorCritic, NetworkSpec
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.run.checkpoint import prune_checkpoints, read_counters, save_checkpoint
 
 CONFIG = Config(env_id="CartPole-v1", hidden_sizes=(64, 64), keep_checkpoints=3).validated()
 

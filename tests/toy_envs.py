@@ -138,6 +138,31 @@ class StuckEnv(_VectorObsEnv):
         return super().step(action)
 
 
+class PickZeroEnv(_VectorObsEnv):
+    """One step per episode: reward 1 for action 0, else 0. A network with zero features acts on its
+    policy head's bias alone, so a test can set the greedy policy's score to exactly 0 or 1."""
+
+    action_space = spaces.Discrete(2)
+
+    def step(self, action):
+        return np.zeros(3, dtype=np.float32), float(int(action) == 0), True, False, {}
+
+
+class EvenSeedEnv(_VectorObsEnv):
+    """One step per episode, whatever the action: reward 1 if the episode was reset with an even
+    seed, else 0. Evaluations over chosen seeds then score what a test wants them to."""
+
+    action_space = spaces.Discrete(2)
+    even = False
+
+    def reset(self, *, seed=None, options=None):
+        self.even = seed is not None and seed % 2 == 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        return np.zeros(3, dtype=np.float32), float(self.even), True, False, {}
+
+
 _ENVS = {
     "ToyIdentity-v0": (IdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyMultiDiscrete-v0": (MultiDiscreteActionEnv, dict(max_episode_steps=10)),
@@ -148,6 +173,8 @@ _ENVS = {
     "ToyNaNReward-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=0.05))),
     "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
     "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),
+    "ToyPickZero-v0": (PickZeroEnv, dict(reward_threshold=1.0)),
+    "ToyEvenSeed-v0": (EvenSeedEnv, dict(reward_threshold=1.0)),
 }
 
 for _id, (_cls, _kwargs) in _ENVS.items():

@@ -12,10 +12,10 @@ import torch
 
 import a3c
 from a3c import A2C, A3C
-from a3c.checkpoint import load_checkpoint
 from a3c.cli import main
 from a3c.errors import CheckpointError, ConfigError, EnvError
-from a3c.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
+from a3c.run.checkpoint import load_checkpoint
+from a3c.run.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
 
 # Small and fast: 4 envs x 5 steps = 20 env steps per update, no evaluations or periodic checkpoints.
 FAST = dict(n_envs=4, n_steps=5, eval_interval=0, checkpoint_interval=0, final_eval_episodes=0,
@@ -209,7 +209,7 @@ def test_a2c_gets_its_own_preset():
 
 def test_device_transfer_path_learns_exactly_as_the_cpu_fast_path(tmp_path, monkeypatch):
     """The collector's copy-to-device-and-back path (taken on a GPU), checked here on the CPU."""
-    import a3c.rollout
+    import a3c.core.rollout
 
     fast = _train(tmp_path, "fast", 10, seed=5)
 
@@ -217,7 +217,7 @@ def test_device_transfer_path_learns_exactly_as_the_cpu_fast_path(tmp_path, monk
         device = net.value_head.weight.device
         return (lambda a: torch.from_numpy(a).to(device, copy=True)), (lambda t: t.cpu().clone().numpy())
 
-    monkeypatch.setattr(a3c.rollout, "_converters", always_copy)
+    monkeypatch.setattr(a3c.core.rollout, "_converters", always_copy)
     copied = _train(tmp_path, "copied", 10, seed=5)
     _assert_identical(_state(fast), _state(copied))
 

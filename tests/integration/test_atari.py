@@ -12,7 +12,7 @@ pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
 from a3c import A2C, A3C, load  # noqa: E402
-from a3c.envs import make_env  # noqa: E402
+from a3c.envs.make import make_env  # noqa: E402
 
 
 @pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4"])

@@ -7,8 +7,8 @@ import time
 
 import torch
 
-from a3c.checkpoint import latest_checkpoint, load_checkpoint, read_counters, remove_stale_temporaries
-from a3c.processes import worker_context
+from a3c.drivers.processes import worker_context
+from a3c.run.checkpoint import latest_checkpoint, load_checkpoint, read_counters, remove_stale_temporaries
 from tests.checkpoint_writer import write_forever
 from tests.processes import wait_for
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 
 
 def assert_usage_error(result, *words):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from a3c import A3C
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 from tests.processes import Run, wait_for
 
 START = 90  # seconds the command may take to start training on a loaded 2-core machine

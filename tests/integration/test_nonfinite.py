@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from a3c import A2C, A3C, NonFiniteError
-from a3c.checkpoint import load_checkpoint
 from a3c.cli import main
+from a3c.run.checkpoint import load_checkpoint
 
 FAST = dict(n_envs=4, n_steps=5, eval_interval=0, checkpoint_interval=0, final_eval_episodes=0,
             target_return=None, log_interval=0.05)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from a3c import A3C, WorkerError
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 
 
 def rows(path):
@@ -46,7 +46,7 @@ def cluster():
 @pytest.fixture
 def drivers(monkeypatch):
     """The RayDrivers started during a test, to reach their actors from the outside."""
-    from a3c.distributed.driver import RayDriver
+    from a3c.drivers.ray.driver import RayDriver
 
     started = []
     start = RayDriver.start

@@ -10,9 +10,9 @@ import pytest
 
 import a3c
 from a3c import A2C, A3C
-from a3c.checkpoint import load_checkpoint
 from a3c.cli import main
 from a3c.errors import CheckpointError, ConfigError
+from a3c.run.checkpoint import load_checkpoint
 from tests.integration.test_a2c import FAST, _assert_identical, _state
 from tests.processes import Run, wait_for
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from a3c import A2C, A3C
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 
 
 def rows(path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from a3c import A3C, WorkerError
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 
 SAFETY_SECONDS = 90  # max_seconds for runs that should end by failing: a hang fails, it does not block
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from a3c import A3C, CheckpointError
-from a3c.checkpoint import load_checkpoint
+from a3c.run.checkpoint import load_checkpoint
 
 OBS = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
 
@@ -22,7 +22,7 @@ def trained(tmp_path_factory) -> tuple[A3C, Path]:
     model = A3C("CartPole-v1", workers=1, seed=3, verbose=0, hidden_sizes=(16, 16), lr=1e-2)
     obs = torch.from_numpy(OBS)
     for _ in range(5):
-        logits, values = model.policy(obs)
+        logits, values, _ = model.policy(obs)
         loss = logits.pow(2).mean() + (values - 1).pow(2).mean()
         model.optimizer.zero_grad()
         loss.backward()
@@ -43,7 +43,7 @@ def test_round_trip_gives_identical_predictions_and_optimizer_state(trained):
     loaded = A3C.load(path, verbose=0)
     obs = torch.from_numpy(OBS)
     with torch.no_grad():
-        (logits, values), (logits2, values2) = model.policy(obs), loaded.policy(obs)
+        (logits, values, _), (logits2, values2, _) = model.policy(obs), loaded.policy(obs)
     torch.testing.assert_close(logits2, logits, rtol=0, atol=0)
     torch.testing.assert_close(values2, values, rtol=0, atol=0)
     actions, _ = model.predict(OBS, deterministic=True)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from a3c.envs import SingleEnv, make_env
+from a3c.core.gradients import compute_gradients
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.normalization import ObsNormalizer, merge_moments
+from a3c.core.rollout import RolloutCollector
+from a3c.envs.make import SingleEnv, make_env
 from a3c.errors import CheckpointError, ConfigError
-from a3c.learner import compute_gradients
-from a3c.networks import ActorCritic, NetworkSpec, ObsNormalizer, merge_moments
 from a3c.presets import build_config
-from a3c.rollout import RolloutCollector
 
 IMAGES = (gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(6))
 VECTORS = (gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2))
@@ -23,12 +24,12 @@ def test_conv_torsos_take_bytes_and_scale_them(torso, hidden):
     net = ActorCritic(NetworkSpec.from_spaces(*IMAGES, torso=torso))
     assert net.spec.obs_shape == (4, 84, 84) and net.torso.out_dim == hidden
     frames = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
-    logits, value = net(frames)
+    logits, value, _ = net(frames)
     assert logits.shape == (5, 6) and value.shape == (5,)
-    as_floats, _ = net(frames.float() / 255.0)  # bytes are scaled to [0, 1] inside the torso
+    as_floats, _, _ = net(frames.float() / 255.0)  # bytes are scaled to [0, 1] inside the torso
     torch.testing.assert_close(logits, as_floats)
     with torch.no_grad():
-        actions, _ = net.act(frames[:1])
+        actions, _, _ = net.act(frames[:1])
     assert actions.shape == (1,) and actions.dtype == torch.int64
 
 
@@ -74,14 +75,14 @@ def test_sequence_recompute_equals_step_by_step_forward(spaces):
     resets = torch.zeros(T, N, dtype=torch.bool)
     resets[3, 0] = resets[5, 2] = True  # episodes that end mid-rollout
     h0 = (torch.randn(N, 16), torch.randn(N, 16))
-    logp, entropy, values = net.evaluate_sequence(obs, actions, h0, resets)
+    logp, entropy, values = net.evaluate_actions(obs, actions, h0, resets)
     assert logp.shape == entropy.shape == values.shape == (T * N,)
     state, step_logp, step_values = h0, [], []
     with torch.no_grad():
         for t in range(T):
             keep = (~resets[t]).float().unsqueeze(-1)
             state = (state[0] * keep, state[1] * keep)
-            logits, value, state = net.step(obs[t], state)
+            logits, value, state = net(obs[t], state)
             step_logp.append(torch.log_softmax(logits, -1).gather(-1, actions[t, :, None]).squeeze(-1))
             step_values.append(value)
     torch.testing.assert_close(logp.detach(), torch.cat(step_logp))
@@ -114,7 +115,7 @@ def test_collector_carries_the_state_and_the_learner_recomputes_its_values(vecto
     # The recomputation with autograd gives the values the collection saw.
     resets = np.zeros_like(second.terminated)
     resets[1:] = second.terminated[:-1] | second.truncated[:-1]
-    _, _, values = net.evaluate_sequence(torch.from_numpy(second.obs), torch.from_numpy(second.actions),
+    _, _, values = net.evaluate_actions(torch.from_numpy(second.obs), torch.from_numpy(second.actions),
                                          second.initial_state, torch.from_numpy(resets))
     np.testing.assert_allclose(values.detach().numpy(), second.values.flatten(), rtol=1e-5, atol=1e-6)
     stats = compute_gradients(net, second, config)

@@ -43,10 +43,10 @@ def _fails_without(module: str, code: str) -> str:
 
 
 def test_mujoco_id_without_mujoco_says_what_to_install():
-    line = _fails_without("mujoco", "from a3c.envs import make_env; make_env('InvertedPendulum-v5')")
+    line = _fails_without("mujoco", "from a3c.envs.make import make_env; make_env('InvertedPendulum-v5')")
     assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[mujoco]"' in line
 
 
 def test_atari_id_without_ale_py_says_what_to_install():
-    line = _fails_without("ale_py", "from a3c.envs import make_env; make_env('PongNoFrameskip-v4')")
+    line = _fails_without("ale_py", "from a3c.envs.make import make_env; make_env('PongNoFrameskip-v4')")
     assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[atari]"' in line

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from a3c.envs import SingleEnv, make_env, reward_threshold
+from a3c.envs.make import SingleEnv, make_env, reward_threshold
 from a3c.errors import EnvError
 
 

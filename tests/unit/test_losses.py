@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from a3c.losses import actor_critic_loss
+from a3c.core.losses import actor_critic_loss
 
 
 def test_loss_terms_by_hand():

@@ -6,11 +6,17 @@ import pytest
 import torch
 from torch.distributions import Categorical, Normal
 
+from a3c.core.heads import CategoricalHead, GaussianHead, StateDependentNoiseHead
+from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.errors import ConfigError
-from a3c.networks import ActorCritic, CategoricalHead, GaussianHead, NetworkSpec, StateDependentNoiseHead
 
 DISCRETE = (gym.spaces.Box(-1, 1, (4,), np.float32), gym.spaces.Discrete(3))
 BOX = (gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Box(-2, 2, (2,), np.float32))
+
+
+def evaluate_flat(net, obs, actions):
+    """evaluate_actions on a batch of B observations, as one rollout step of B envs."""
+    return net.evaluate_actions(obs[None], actions[None], None, torch.zeros(1, len(obs), dtype=torch.bool))
 
 
 def make_net(spaces, shared=True, hidden=(16, 8), seed=0):
@@ -29,13 +35,13 @@ def test_spec_from_spaces():
 def test_discrete_shapes(shared):
     net = make_net(DISCRETE, shared)
     obs = torch.randn(6, 4)
-    logits, value = net(obs)
+    logits, value, _ = net(obs)
     assert logits.shape == (6, 3) and value.shape == (6,)
     with torch.no_grad():
-        actions, v = net.act(obs)
+        actions, v, _ = net.act(obs)
     assert actions.shape == (6,) and v.shape == (6,)
     assert actions.dtype == torch.int64 and ((actions >= 0) & (actions < 3)).all()
-    logp, entropy, v2 = net.evaluate_actions(obs, actions)
+    logp, entropy, v2 = evaluate_flat(net, obs, actions)
     assert logp.shape == entropy.shape == v2.shape == (6,)
 
 
@@ -43,13 +49,13 @@ def test_discrete_shapes(shared):
 def test_gaussian_shapes(shared):
     net = make_net(BOX, shared)
     obs = torch.randn(6, 5)
-    (mean, variance), value = net(obs)
+    (mean, variance), value, _ = net(obs)
     assert mean.shape == variance.shape == (6, 2) and value.shape == (6,)
     assert (variance > 0).all()
     with torch.no_grad():
-        actions, v = net.act(obs)
+        actions, v, _ = net.act(obs)
     assert actions.shape == (6, 2) and actions.dtype == torch.float32 and v.shape == (6,)
-    logp, entropy, v2 = net.evaluate_actions(obs, actions)
+    logp, entropy, v2 = evaluate_flat(net, obs, actions)
     assert logp.shape == entropy.shape == v2.shape == (6,)
 
 
@@ -62,13 +68,13 @@ def test_shared_torso_feeds_both_heads_separate_torsos_do_not():
     obs = torch.randn(5, 4)
     shared = make_net(DISCRETE, shared=True)
     assert shared.value_torso is None
-    logits, value = shared(obs)
+    logits, value, _ = shared(obs)
     assert grad_reaches(value.sum(), shared.torso.parameters())
     assert grad_reaches(logits.sum(), shared.torso.parameters())
 
     separate = make_net(DISCRETE, shared=False)
     assert separate.value_torso is not None
-    logits, value = separate(obs)
+    logits, value, _ = separate(obs)
     assert grad_reaches(value.sum(), separate.value_torso.parameters())
     assert not grad_reaches(value.sum(), separate.torso.parameters())
     assert not grad_reaches(logits.sum(), separate.value_torso.parameters())
@@ -101,15 +107,15 @@ def test_deterministic_act_gives_the_mode():
     net = make_net(DISCRETE)
     with torch.no_grad():
         net.policy.linear.bias.copy_(torch.tensor([0.0, 0.3, -0.3]))  # break near-ties of the init
-        actions, _ = net.act(obs, deterministic=True)
-        logits, _ = net(obs)
+        actions, _, _ = net.act(obs, deterministic=True)
+        logits, _, _ = net(obs)
     torch.testing.assert_close(actions, logits.argmax(-1))
 
     net = make_net(BOX)
     obs = torch.randn(9, 5)
     with torch.no_grad():
-        actions, _ = net.act(obs, deterministic=True)
-        (mean, _), _ = net(obs)
+        actions, _, _ = net.act(obs, deterministic=True)
+        (mean, _), _, _ = net(obs)
     torch.testing.assert_close(actions, mean)
 
 
@@ -154,12 +160,12 @@ def test_sde_noise_is_a_function_of_the_state_until_the_next_rollout():
     obs = torch.randn(4, 5)
     net.new_rollout(4)
     with torch.no_grad():
-        first, _ = net.act(obs)
-        again, _ = net.act(obs)
-        (mean, _), _ = net(obs)
-        greedy, _ = net.act(obs, deterministic=True)
+        first, _, _ = net.act(obs)
+        again, _, _ = net.act(obs)
+        (mean, _), _, _ = net(obs)
+        greedy, _, _ = net.act(obs, deterministic=True)
         net.new_rollout(4)
-        next_rollout, _ = net.act(obs)
+        next_rollout, _, _ = net.act(obs)
     torch.testing.assert_close(first, again)  # the same state, the same push, within a rollout
     torch.testing.assert_close(greedy, mean)
     assert not torch.equal(first, mean) and not torch.equal(next_rollout, first)
@@ -170,8 +176,8 @@ def test_sde_actions_follow_the_gaussian_their_log_probability_assumes():
     obs = torch.randn(1, 5).expand(20_000, 5)  # one state, a fresh noise matrix per row
     net.new_rollout(20_000)
     with torch.no_grad():
-        actions, _ = net.act(obs)
-        (mean, latent), _ = net(obs[:1])
+        actions, _, _ = net.act(obs)
+        (mean, latent), _, _ = net(obs[:1])
         variance = net.policy.variance(latent)
     np.testing.assert_allclose(actions.mean(0).numpy(), mean[0].numpy(), atol=0.02)
     np.testing.assert_allclose(actions.var(0).numpy(), variance[0].numpy(), rtol=0.05)
@@ -180,7 +186,7 @@ def test_sde_actions_follow_the_gaussian_their_log_probability_assumes():
 def test_sde_log_probability_trains_sigma_and_the_mean_not_the_latent_through_the_variance():
     net = sde_net()
     obs = torch.randn(6, 5)
-    (mean, latent), _ = net(obs)
+    (mean, latent), _, _ = net(obs)
     variance = net.policy.variance(latent)
     assert grad_reaches(variance.sum(), [net.policy.log_std])
     assert not grad_reaches(variance.sum(), net.torso.parameters())

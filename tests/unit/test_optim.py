@@ -7,7 +7,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from a3c.optim import SharedAdam, SharedRMSprop, make_shared_optimizer
+from a3c.core.optim import SharedAdam, SharedRMSprop, make_shared_optimizer
 
 LR = 1e-2
 

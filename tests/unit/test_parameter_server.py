@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from a3c.checkpoint import load_optimizer_tensors, optimizer_tensors
-from a3c.distributed.parameter_server import (
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.optim import load_optimizer_tensors, make_optimizer, optimizer_tensors
+from a3c.drivers.ray.server import (
     ParameterServer,
     flat_gradients,
     flat_parameters,
     load_flat_parameters,
 )
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_optimizer
 from a3c.presets import build_config
 
 SPEC = NetworkSpec(obs_dim=4, action_kind="discrete", action_dim=2, hidden_sizes=(8, 8),
@@ -160,10 +159,10 @@ def test_stop_when_total_steps_reached_or_asked():
 
 
 def test_reports_are_handed_to_the_driver_once():
-    from a3c.worker import WorkerReport
+    from a3c.core.messages import LearnerReport
 
     ps, *_ = server()
-    ps.report(WorkerReport(rank=3))
+    ps.report(LearnerReport(rank=3))
     assert [r.rank for r in ps.snapshot().reports] == [3]
     assert ps.snapshot().reports == []
 

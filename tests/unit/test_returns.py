@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from a3c.returns import gae_advantages, n_step_returns, returns_and_advantages
+from a3c.core.returns import gae_advantages, n_step_returns, returns_and_advantages
 
 F, T = False, True
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from a3c.envs import SingleEnv, make_env
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.returns import returns_and_advantages
-from a3c.rollout import RolloutCollector
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.returns import returns_and_advantages
+from a3c.core.rollout import RolloutCollector
+from a3c.envs.make import SingleEnv, make_env
 
 T = 20
 

@@ -9,16 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c.networks import ActorCritic, State
-
-
-@dataclass
-class Episode:
-    """A finished episode as the env's RecordEpisodeStatistics saw it (unshaped rewards)."""
-
-    env_index: int
-    episode_return: float
-    length: int
+from a3c.core.messages import Episode
+from a3c.core.networks import ActorCritic, State, clone_state
 
 
 @dataclass
@@ -33,7 +25,7 @@ class Rollout:
     terminated: np.ndarray
     truncated: np.ndarray
     episodes: list[Episode] = field(default_factory=list)
-    initial_state: State | None = None  # a recurrent network's state before the first step
+    initial_state: State = None  # the network's state before the first step (None: feed-forward)
 
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
@@ -53,9 +45,20 @@ class Rollout:
     def num_steps(self) -> int:
         return self.rewards.size
 
+    def resets(self) -> np.ndarray:
+        """bool [T, N]: where an episode ended at the step before, so the state starts afresh."""
+        resets = np.zeros_like(self.terminated)
+        resets[1:] = self.terminated[:-1] | self.truncated[:-1]
+        return resets
+
 
 class RolloutCollector:
-    """Owns a batch of envs and their current observations; fills a Rollout per call."""
+    """Owns a batch of envs, their current observations and the network's state; fills a Rollout.
+
+    The network's state (a recurrent core's; None for a feed-forward one) is carried from step to
+    step and from rollout to rollout, and set back to the initial state where an episode ended,
+    before the next episode's first step.
+    """
 
     def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, seed: int):
         self.envs = envs
@@ -64,21 +67,21 @@ class RolloutCollector:
         self.obs, _ = envs.reset(seed=seed)
         space = envs.single_action_space
         self.clip = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
-        self.state: State | None = None  # a recurrent network's state, carried across rollouts
+        self.state: State = None
 
     @torch.no_grad()
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
         net.new_rollout(self.envs.num_envs)
-        if net.recurrent:
-            self._collect_recurrent(net)
-        else:
-            to_net, to_numpy = _converters(net)
-            for t in range(len(r.rewards)):
-                actions, values = net.act(to_net(self.obs))
-                self._step(t, to_numpy(actions), to_numpy(values), net)
-            r.next_values[-1] = to_numpy(net.value(to_net(self.obs)))
+        if self.state is None:  # the first rollout (a feed-forward network's state stays None)
+            self.state = net.initial_state(self.envs.num_envs)
+        r.initial_state = clone_state(self.state)
+        to_net, to_numpy = _converters(net)
+        for t in range(len(r.rewards)):
+            actions, values, self.state = net.act(to_net(self.obs), self.state)
+            self._step(t, to_numpy(actions), to_numpy(values), net)
+        r.next_values[-1] = to_numpy(net.value(to_net(self.obs), self.state))
         # Where an episode ended, the value of the state after it is not the next row's value.
         ends = r.terminated | r.truncated
         if ends[:-1].any():
@@ -90,31 +93,7 @@ class RolloutCollector:
             net.normalizer.update(torch.from_numpy(r.obs))
         return r
 
-    def _collect_recurrent(self, net: ActorCritic) -> None:
-        """The loop above with the LSTM state carried from step to step, and from rollout to rollout.
-
-        The state is zeroed where an episode ended (terminated or truncated), before the next one's
-        first step; the rollout keeps the state it started from, for the gradient's recomputation.
-        """
-        r = self.rollout
-        to_net, to_numpy = _converters(net)
-        n = self.envs.num_envs
-        if self.state is None:
-            self.state = net.initial_state(n)
-        r.initial_state = (self.state[0].clone(), self.state[1].clone())
-        for t in range(len(r.rewards)):
-            actions, values, state = net.act_recurrent(to_net(self.obs), self.state)
-            # V(final obs) continues the episode's state
-            self._step(t, to_numpy(actions), to_numpy(values), net, state)
-            ends = r.terminated[t] | r.truncated[t]
-            if ends.any():
-                keep = torch.from_numpy(~ends).to(state[0].device).unsqueeze(-1).to(state[0].dtype)
-                state = (state[0] * keep, state[1] * keep)
-            self.state = state
-        r.next_values[-1] = to_numpy(net.step(to_net(self.obs), self.state)[1])
-
-    def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic,
-              state: State | None = None) -> None:
+    def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
         """Record step t's observation, action and value, step the envs, record what came back."""
         r = self.rollout
         r.obs[t] = self.obs
@@ -125,22 +104,21 @@ class RolloutCollector:
         if t > 0:
             r.next_values[t - 1] = r.values[t]
         if "final_obs" in info:
-            self._episode_ends(t, info, net, state)
+            self._episode_ends(t, info, net)
 
-    def _episode_ends(self, t: int, info: dict, net: ActorCritic, state: State | None = None) -> None:
+    def _episode_ends(self, t: int, info: dict, net: ActorCritic) -> None:
         r = self.rollout
-        for i in np.flatnonzero(info["_final_obs"]):
-            # A truncated episode bootstraps from its final observation's value; a terminal one from 0.
+        ended = info["_final_obs"]
+        for i in np.flatnonzero(ended):
+            # A truncated episode bootstraps from its final observation's value, which continues
+            # the episode's own state; a terminal one from 0.
             if r.truncated[t, i] and not r.terminated[t, i]:
                 final = torch.as_tensor(np.asarray(info["final_obs"][i], dtype=r.obs.dtype),
-                                        device=net.value_head.weight.device)[None]
-                if state is None:
-                    self._final_values[t, i] = net.value(final).item()
-                else:
-                    own = (state[0][i:i + 1], state[1][i:i + 1])
-                    self._final_values[t, i] = net.step(final, own)[1].item()
+                                        device=net.device)[None]
+                self._final_values[t, i] = net.value(final, net.state_at(self.state, i)).item()
             else:
                 self._final_values[t, i] = 0.0
+        self.state = net.reset_state(self.state, ended)
         final_info = info.get("final_info", {})
         if "episode" in final_info:
             stats, mask = final_info["episode"], final_info["_episode"]
@@ -152,7 +130,7 @@ def _converters(
     net: ActorCritic,
 ) -> tuple[Callable[[np.ndarray], torch.Tensor], Callable[[torch.Tensor], np.ndarray]]:
     """NumPy to the net's device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
-    device = net.value_head.weight.device
+    device = net.device
     if device.type == "cpu":
         return torch.from_numpy, torch.Tensor.numpy
     return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())

@@ -1,4 +1,4 @@
-"""The seed's actor-critic loss, as a pure function of tensors."""
+"""The A3C actor-critic loss (Mnih et al. 2016, Algorithm S3), as a pure function of tensors."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def actor_critic_loss(
 ) -> LossTerms:
     """-log pi(a|s) * A - c_e * H(pi) + c_v * (R - V)^2, averaged over the batch.
 
-    The seed sums over t; the mean only rescales the learning rate and keeps it independent of T.
+    The paper sums over t; the mean only rescales the learning rate and keeps it independent of T.
     Advantages are detached: the policy term must not push gradients into the critic.
     """
     policy_loss = -(logprobs * advantages.detach()).mean()

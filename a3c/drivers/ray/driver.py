@@ -1,9 +1,9 @@
 """The Ray driver: starts the parameter server and the worker actors, relays reports, mirrors the network.
 
-It has the interface of the local HogwildDriver (start, advance, stop, steps, updates), so the
-Supervisor runs it unchanged. The global network lives in the parameter server; after every
-advance the trainer's network and optimizer hold a copy of one version of it, with that version's
-counters, so the Supervisor's evaluations and checkpoints see a consistent state.
+It is a Driver like the local HogwildDriver, so the supervisor runs it unchanged. The global network
+lives in the parameter server; after every advance the trainer's network and optimizer hold a copy
+of one version of it, with that version's counters, so the supervisor's evaluations and checkpoints
+see a consistent state.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import uuid
 import ray
 import torch
 
-from a3c.checkpoint import load_optimizer_tensors, optimizer_tensors
 from a3c.config import Config, usable_cores
-from a3c.distributed.parameter_server import ParameterServer, Snapshot
-from a3c.distributed.worker import RolloutWorker
+from a3c.core.messages import LearnerReport
+from a3c.core.networks import ActorCritic
+from a3c.core.optim import load_optimizer_tensors, optimizer_tensors
+from a3c.drivers.base import Driver, Event
+from a3c.drivers.ray.actor import WorkerActor
+from a3c.drivers.ray.server import ParameterServer, Snapshot
 from a3c.errors import ConfigError, NonFiniteError, WorkerError
-from a3c.networks import ActorCritic
-from a3c.worker import WorkerReport
 
 SERVER_TIMEOUT = 60.0  # seconds without an answer from the parameter server before giving up
 STOP_TIMEOUT = 10.0  # seconds for the workers to finish their update once asked to stop
@@ -46,8 +47,8 @@ def connect(config: Config) -> bool:
     return True
 
 
-class RayDriver:
-    """A3C on a Ray cluster: one ParameterServer actor and config.workers RolloutWorker actors."""
+class RayDriver(Driver):
+    """A3C on a Ray cluster: one ParameterServer actor and config.workers WorkerActor actors."""
 
     def __init__(self, net: ActorCritic, optimizer: torch.optim.Optimizer, start_steps: int = 0,
                  start_updates: int = 0):
@@ -60,8 +61,8 @@ class RayDriver:
         self.workers: list[ray.actor.ActorHandle] = []
         self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
         self.worker_counts: dict[int, tuple[int, int]] = {}
-        self.restarts = 0  # worker actors started again: by Ray (a dead one) or by us (a raising one)
-        self._events: list[tuple[str, str]] = []
+        self._restarts = 0  # worker actors started again: by Ray (a dead one) or by us (a raising one)
+        self._events: list[Event] = []
 
     def start(self, config: Config, start_time: float) -> None:
         connect(config)
@@ -80,7 +81,7 @@ class RayDriver:
                                           self._steps, self._updates)
         # A worker whose actor dies is started anew by Ray (fresh env, newest parameters) and its
         # run() resumed; config.max_restarts bounds the restarts of all workers together (advance).
-        worker_actor = ray.remote(RolloutWorker).options(
+        worker_actor = ray.remote(WorkerActor).options(
             num_cpus=1, max_restarts=config.max_restarts, max_task_retries=-1)
         self.config = config
         self._new_worker = lambda rank: worker_actor.remote(rank, config, self.net.spec, server_name,
@@ -88,15 +89,15 @@ class RayDriver:
         self.workers = [self._new_worker(rank) for rank in range(workers)]
         self.runs = {w.run.remote(): rank for rank, w in enumerate(self.workers)}
 
-    def advance(self) -> list[WorkerReport]:
+    def advance(self) -> list[LearnerReport]:
         if self.runs:
             finished, _ = ray.wait(list(self.runs), num_returns=1, timeout=0.1)
         else:
             finished = []
             time.sleep(0.1)
         reports = self._sync()
-        if self.restarts > self.config.max_restarts:
-            raise WorkerError(f"worker actors were restarted {self.restarts} times, more than max_restarts "
+        if self._restarts > self.config.max_restarts:
+            raise WorkerError(f"worker actors were restarted {self._restarts} times, more than max_restarts "
                               f"({self.config.max_restarts}) allows")
         for ref in finished:
             rank = self.runs.pop(ref)
@@ -115,7 +116,7 @@ class RayDriver:
         """A worker whose loop raised (its actor lives on, so Ray restarts nothing): a new actor takes
         its rank, as the local backend starts a new process, within the same max_restarts."""
         allowed = self.config.max_restarts
-        if self.restarts >= allowed:
+        if self._restarts >= allowed:
             raise WorkerError(f"worker {rank} failed; no restarts left (max_restarts {allowed}), so the "
                               f"run stops:\n{traceback}")
         ray.kill(self.workers[rank], no_restart=True)
@@ -129,11 +130,11 @@ class RayDriver:
         self.workers[rank] = self._new_worker(rank)
         self.runs[self.workers[rank].run.remote()] = rank
 
-    def stop(self) -> list[WorkerReport]:
+    def stop(self) -> list[LearnerReport]:
         """Ask the workers to finish, take the last reports and state, then end every actor."""
         if self.server is None:
             return []
-        reports: list[WorkerReport] = []
+        reports: list[LearnerReport] = []
         try:
             self.server.request_stop.remote()
             if self.runs:
@@ -147,10 +148,14 @@ class RayDriver:
             self.server, self.workers, self.runs = None, [], {}
         return reports
 
-    def take_events(self) -> list[tuple[str, str]]:
+    def take_events(self) -> list[Event]:
         """What happened to the workers since the last call (a worker actor restarted), for the log."""
         events, self._events = self._events, []
         return events
+
+    @property
+    def restarts(self) -> int:
+        return self._restarts
 
     def steps(self) -> int:
         return self._steps
@@ -158,7 +163,7 @@ class RayDriver:
     def updates(self) -> int:
         return self._updates
 
-    def _sync(self) -> list[WorkerReport]:
+    def _sync(self) -> list[LearnerReport]:
         """Copy the server's current version into our network and optimizer; its reports since last time."""
         assert self.server is not None
         try:
@@ -172,6 +177,6 @@ class RayDriver:
                                {k: torch.tensor(v) for k, v in snapshot.optimizer_state.items()})
         self._steps, self._updates = snapshot.steps, snapshot.updates
         self.worker_counts = snapshot.worker_counts
-        self.restarts = snapshot.restarts
+        self._restarts = snapshot.restarts
         self._events.extend(snapshot.events)
         return snapshot.reports

@@ -12,8 +12,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from a3c.evaluation import EvalResult
-from a3c.worker import WorkerReport
+from a3c.core.messages import LearnerReport
+from a3c.run.evaluation import EvalResult
 
 EPISODE_COLUMNS = ["wall_time", "global_step", "worker", "episode_return", "episode_length"]
 UPDATE_COLUMNS = [
@@ -113,7 +113,7 @@ class RunLogger:
     def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
-    def record(self, report: WorkerReport) -> None:
+    def record(self, report: LearnerReport) -> None:
         for wall, step, ret, length in report.episodes:
             self.episodes.write([f"{wall:.3f}", step, report.rank, ret, length])
             self.tb.add_scalar("train/episode_return", ret, step)

@@ -1,4 +1,4 @@
-"""n-step returns and advantages, exactly as the seed's pseudocode; GAE(lambda) as an option.
+"""n-step returns and advantages as in Mnih et al. 2016, Algorithm S3; GAE(lambda) as an option.
 
 All arrays are time-major, shape [T] or [T, N]. ``next_values[t]`` is V(s_{t+1}) of the observation
 that followed step t: the next state within an episode, the final observation where an episode
@@ -62,7 +62,7 @@ def returns_and_advantages(
     gamma: float,
     lam: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Value targets and advantages: the seed's n-step form at lam = 1, GAE otherwise."""
+    """Value targets and advantages: the paper's n-step form at lam = 1, GAE otherwise."""
     if lam == 1.0:
         returns = n_step_returns(rewards, next_values, terminated, truncated, gamma)
         return returns, returns - values

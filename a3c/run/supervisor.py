@@ -1,8 +1,8 @@
 """What every driver's run shares: stop conditions, evaluations, the target snapshot, checkpoints, logs.
 
-A driver (A3C's Hogwild worker pool, A2C's batched loop) only turns experience into updates of the
-global network. The Supervisor decides when to evaluate, checkpoint and stop, the same way for both,
-so the two algorithms differ in how they learn and in nothing else.
+A driver (A3C's Hogwild worker processes, A3C on Ray, A2C's batched loop) only turns experience into
+updates of the global network. The Supervisor decides when to evaluate, checkpoint and stop, the
+same way for all of them, so the algorithms differ in how they learn and in nothing else.
 """
 
 from __future__ import annotations
@@ -12,22 +12,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
-from a3c.checkpoint import prune_checkpoints, remove_stale_temporaries, save_checkpoint
 from a3c.config import Config, usable_cores
-from a3c.envs import make_env
-from a3c.evaluation import EvalResult, evaluate
-from a3c.metrics import RunLogger, cut_logs
-from a3c.networks import ActorCritic
-from a3c.run_state import RunPosition
-from a3c.signals import StopSignals
-from a3c.worker import WorkerReport
+from a3c.core.networks import ActorCritic
+from a3c.drivers.base import Driver, RunPosition
+from a3c.envs.make import make_env
+from a3c.run.checkpoint import prune_checkpoints, remove_stale_temporaries, save_checkpoint
+from a3c.run.evaluation import EvalResult, evaluate
+from a3c.run.metrics import RunLogger, cut_logs
+from a3c.run.signals import StopSignals
 
 _FINAL_EVAL_SEED = 1_000_000  # the final evaluation's first episode seed
-KEEP_CHECKPOINTS = 3  # the default of config.keep_checkpoints
 
 
 @dataclass
@@ -46,35 +44,6 @@ class TrainResult:
     skipped_updates: int = 0  # updates not applied: their loss or gradient was not finite
     episode_steps: int = 0  # the lengths of the episodes logged, summed
     unfinished_steps: int = 0  # steps of the episodes still running when the learners stopped
-
-
-class Driver(Protocol):
-    """How a run turns experience into updates of the global network: the part A3C and A2C differ in."""
-
-    def start(self, config: Config, start_time: float) -> None:
-        """Begin; config.total_steps is the absolute env step count at which to stop."""
-
-    def advance(self) -> list[WorkerReport]:
-        """Make some progress (an update, or a short wait on workers); the reports to log.
-
-        Raises WorkerError when the driver cannot go on.
-        """
-
-    def stop(self) -> list[WorkerReport]:
-        """Stop learning; the last reports."""
-
-    def steps(self) -> int:
-        """Env steps taken, earlier runs included."""
-
-    def updates(self) -> int:
-        """Updates applied to the global network, earlier runs included."""
-
-    # Optional (looked up with getattr, so a driver without them still runs):
-    #   take_events() -> list[tuple[str, str]]: what happened to the learners (a worker restarted).
-    #   resume_state() -> (dict, dict[str, Tensor]) | None: a3c.run_state.capture's record of the
-    #       learner's RNG and envs, for a checkpoint that can be continued exactly.
-    #   restarts: int, the workers restarted so far.
-    #   kill() -> None: end the driver's processes at once (a second Ctrl-C), from a signal handler.
 
 
 def write_run_info(run_dir: Path, config: Config, start: float, resumed: dict | None = None) -> None:
@@ -154,8 +123,7 @@ class Supervisor:
 
     def run(self, driver: Driver) -> TrainResult:
         # From here on Ctrl-C and SIGTERM stop the run cleanly, with a checkpoint (a3c.signals).
-        kill = getattr(driver, "kill", None)  # the driver's processes, killed on a second signal
-        with StopSignals(quiet=self.verbose == 0, kill=kill) as signals:
+        with StopSignals(quiet=self.verbose == 0, kill=driver.kill) as signals:
             if self.position is not None:
                 cut_logs(self.run_dir, self.start_steps)  # later rows: training the checkpoint lacks
             logger = RunLogger(self.run_dir, self._total, self.verbose,
@@ -171,7 +139,7 @@ class Supervisor:
         self._start = start = begun - earlier  # the logs' wall_time: training time, over all segments
         resumed = None
         if self.position is not None:
-            exact = self.position.exact and getattr(driver, "restores_exactly", False)
+            exact = driver.restores_exactly
             resumed = {"checkpoint": str(self.resumed_from), "steps": self.start_steps,
                        "time": begun, "argv": sys.argv,
                        "envs": "restored exactly" if exact else "reseeded"}
@@ -254,14 +222,13 @@ class Supervisor:
             run_dir=self.run_dir, checkpoint=checkpoint, steps=steps, updates=updates,
             elapsed=time.time() - begun, stop_reason=reason, final_eval=final_eval,
             staleness_mean=logger.staleness_mean, staleness_max=logger.staleness_max,
-            signal=signals.received, worker_restarts=getattr(driver, "restarts", 0),
+            signal=signals.received, worker_restarts=driver.restarts,
             skipped_updates=logger.skipped_count, episode_steps=logger.episode_steps,
             unfinished_steps=logger.unfinished_steps,
         )
 
     def _log_events(self, driver: Driver, logger: RunLogger) -> None:
-        take = getattr(driver, "take_events", None)
-        for kind, detail in take() if take is not None else []:
+        for kind, detail in driver.take_events():
             logger.event(time.time() - self._start, driver.steps(), kind, detail)
 
     def _periodic_path(self, steps: int) -> Path:
@@ -270,8 +237,7 @@ class Supervisor:
     def _save(self, path: Path, steps: int, updates: int, driver: Driver | None = None) -> Path:
         counters = {"steps": steps, "updates": updates, "target_steps": self._total,
                     "wall_time": round(time.time() - self._start, 3)}
-        capture = getattr(driver, "resume_state", None)
-        resume = capture() if capture is not None else None
+        resume = driver.resume_state() if driver is not None else None
         save_checkpoint(path, self.net, self.config, counters, self.optimizer, resume)
         if path.parent.name == "checkpoints":
             prune_checkpoints(path.parent, self.config.keep_checkpoints)

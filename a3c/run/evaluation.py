@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c import atari
-from a3c.envs import make_env
+from a3c.core.networks import ActorCritic
+from a3c.envs import atari
+from a3c.envs.make import make_env
 from a3c.errors import ConfigError, EnvError
-from a3c.networks import ActorCritic
 
 
 @dataclass
@@ -47,19 +47,16 @@ def evaluate(
 ) -> EvalResult:
     """Run whole episodes and report the env's own (unshaped) returns."""
     returns, lengths = [], []
-    device = net.value_head.weight.device
+    device = net.device
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
-        state = net.initial_state(1) if net.recurrent else None
+        state = net.initial_state(1)
         if not deterministic:
             net.new_rollout(1)  # state-dependent exploration: fresh noise for each episode
         while not done:
             obs_t = torch.as_tensor(obs, device=device)[None]
-            if state is None:
-                action, _ = net.act(obs_t, deterministic)
-            else:
-                action, _, state = net.act_recurrent(obs_t, state, deterministic)
+            action, _, state = net.act(obs_t, state, deterministic)
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0], env.action_space))
             total += float(reward)
             length += 1

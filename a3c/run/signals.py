@@ -83,19 +83,3 @@ class StopSignals:
         except _Abort:
             pass
         return None
-
-
-class sigint_blocked:
-    """Block SIGINT in this thread while child processes start, so that they begin with it blocked.
-
-    A Ctrl-C at the terminal goes to every process in the foreground group; workers and env
-    subprocesses must leave it to the trainer, also in the moments before they could ignore it
-    themselves. The trainer loses nothing: its other threads take the signal meanwhile, and it is
-    pending for this thread at worst.
-    """
-
-    def __enter__(self) -> None:
-        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-    def __exit__(self, *exc: object) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self._old)

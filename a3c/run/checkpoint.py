@@ -18,12 +18,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from a3c.config import Config
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.optim import load_optimizer_tensors, make_shared_optimizer, optimizer_tensors
+from a3c.drivers.base import ResumeState, RunPosition
+from a3c.drivers.processes import is_running
+from a3c.envs.state import TENSOR_PREFIX as _RESUME
+from a3c.envs.state import LearnerState
+from a3c.envs.state import validate as validate_resume
 from a3c.errors import CheckpointError, ConfigError
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_shared_optimizer
-from a3c.processes import is_running
-from a3c.run_state import TENSOR_PREFIX as _RESUME
-from a3c.run_state import validate as validate_resume
 
 FORMAT = "a3c-checkpoint"
 VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
@@ -37,8 +39,9 @@ class Checkpoint:
     counters: dict[str, Any]
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, torch.Tensor]
-    resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.run_state)
+    resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.envs.state)
     resume_tensors: dict[str, torch.Tensor] | None = None
+    path: Path | None = None  # the file it was read from
 
     def build_network(self) -> ActorCritic:
         net = ActorCritic(self.spec)
@@ -51,30 +54,17 @@ class Checkpoint:
             ) from None
         return net
 
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer, net: ActorCritic) -> dict[str, torch.Tensor]:
-    """Optimizer state keyed by parameter name, e.g. 'torso.layers.0.weight/exp_avg'."""
-    names = {id(p): n for n, p in net.named_parameters()}
-    out = {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state[p].items():
-                out[f"{names[id(p)]}/{key}"] = value.detach().cpu().clone()
-    return out
-
-
-def load_optimizer_tensors(
-    optimizer: torch.optim.Optimizer, net: ActorCritic, tensors: dict[str, torch.Tensor]
-) -> None:
-    """Copy saved state into the optimizer's (shared) tensors in place."""
-    names = {id(p): n for n, p in net.named_parameters()}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state[p].items():
-                saved = tensors.get(f"{names[id(p)]}/{key}")
-                if saved is None or saved.shape != value.shape:
-                    raise CheckpointError(f"optimizer state {names[id(p)]}/{key} missing or misshapen")
-                value.copy_(saved)
+    def position(self) -> RunPosition:
+        """Where the run stood at this checkpoint, for a run that resumes from it."""
+        counters = self.counters
+        steps = int(counters.get("steps", 0))
+        return RunPosition(
+            steps=steps, updates=int(counters.get("updates", 0)),
+            target_steps=int(counters.get("target_steps", steps)),
+            wall_time=float(counters.get("wall_time", 0.0)),
+            learner=LearnerState.read(self.resume_meta, self.resume_tensors or {}),
+            source=str(self.path),
+        )
 
 
 def save_checkpoint(
@@ -83,9 +73,9 @@ def save_checkpoint(
     config: Config,
     counters: dict[str, Any],
     optimizer: torch.optim.Optimizer | None = None,
-    resume: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
+    resume: ResumeState | None = None,
 ) -> Path:
-    """Write one checkpoint atomically; `resume` is a3c.run_state.capture's (metadata, tensors)."""
+    """Write one checkpoint atomically; `resume` is a3c.envs.state.capture's (metadata, tensors)."""
     path = Path(path)
     tensors = {_MODEL + k: v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     if optimizer is not None:
@@ -135,7 +125,6 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
-
 
 
 def prune_checkpoints(directory: Path, keep: int) -> None:
@@ -239,6 +228,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         optimizer_state={k[len(_OPTIM):]: v for k, v in tensors.items() if k.startswith(_OPTIM)},
         resume_meta=resume_meta,
         resume_tensors=resume_tensors,
+        path=p,
     )
     _check_fits(p, checkpoint)
     return checkpoint

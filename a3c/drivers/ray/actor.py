@@ -1,13 +1,13 @@
-"""A3C workers as Ray actors: the local backend's loop (run_worker) behind a Ray pull and push.
+"""A3C workers as Ray actors: the actor-learner loop behind a Ray pull and push.
 
 Pushes are asynchronous: a worker sends its gradient and goes on with its next rollout, keeping at
 most ``config.max_inflight_pushes`` calls unanswered; one more waits for the oldest, so a slow
 parameter server slows its workers down instead of queueing their gradients without bound. A call
 carries one or more consecutive gradients, each applied as its own update: a worker sends once
 PUSH_SPACING times its last call's cost has passed since that call, or once it holds
-``config.gradients_per_push``. A Ray call costs each side about a millisecond of CPU whatever it
-carries, which is as much as a whole CartPole update; so a CartPole worker sends a few gradients per
-call, while an Atari worker, whose update takes tens of milliseconds, sends each on its own.
+``config.gradients_per_push``. A Ray call costs each side a fixed amount of CPU whatever it
+carries, about as much as a whole CartPole update; so a CartPole worker sends a few gradients per
+call, while an Atari worker, whose update takes far longer, sends each on its own.
 Pulls never wait: they load the newest parameters the server's replies have announced.
 """
 
@@ -23,20 +23,21 @@ import ray
 import torch
 
 from a3c.config import Config
-from a3c.distributed.parameter_server import Reply, flat_gradients, load_flat_parameters
-from a3c.envs import make_training_envs
-from a3c.networks import ActorCritic, NetworkSpec, ObsNormalizer
-from a3c.rollout import RolloutCollector
-from a3c.worker import WorkerReport, run_worker
+from a3c.core.messages import LearnerReport
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.normalization import ObsNormalizer
+from a3c.core.rollout import RolloutCollector
+from a3c.drivers.actor_learner import ActorLearner
+from a3c.drivers.base import Backend
+from a3c.drivers.ray.server import Reply, flat_gradients, load_flat_parameters
+from a3c.envs.make import make_training_envs
 
 # Sending costs a worker at most 1/(1 + PUSH_SPACING) of its time, and the server about as much
-# again per call (~1 ms each side on 2 cores). CartPole with 2 workers on 2 cores, against the
-# local backend's env steps/s: 1 gradient per call 48 %, 4 per call 68 %, 8 per call 76 %; spacing
-# 10 sent ~4.5 per call, 20 sends ~8 (benchmarks/results/ray_scaling.md).
+# again per call; the value and its effect are measured in benchmarks/results/ray_scaling.md.
 PUSH_SPACING = 20.0
 
 
-class RayBackend:
+class RayBackend(Backend):
     """pull: load the newest parameters (and obs_norm statistics) the server's replies brought;
     push: hold the flat gradient, and send what is held once a call is worth its cost."""
 
@@ -59,7 +60,7 @@ class RayBackend:
 
     def pull(self, net: ActorCritic) -> int:
         # Take the replies already there, oldest first, but for the push sent a moment ago: it is
-        # not answered yet, and asking costs as much as an answer (~0.1 ms of Ray's time).
+        # not answered yet, and asking costs as much as an answer.
         while len(self.pending) > 1:
             try:
                 reply = ray.get(self.pending[0], timeout=0)
@@ -126,8 +127,9 @@ class RayBackend:
             self.statistics = reply.statistics
 
 
-class RolloutWorker:
-    """One A3C worker (made a Ray actor by the driver): an env, a network, the loop, a RayBackend."""
+class WorkerActor:
+    """One A3C worker as a Ray actor (made one by the driver): envs, a network, the actor-learner
+    loop and a RayBackend."""
 
     def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_name: str,
                  start_time: float):
@@ -148,8 +150,9 @@ class RolloutWorker:
     def run(self) -> int:
         """The worker loop until the server says stop; every push applied and report delivered."""
         try:
-            run_worker(self.rank, self.config, self.net, self.collector, self.backend,
-                       self._send_report, self.start_time)
+            learner = ActorLearner(self.rank, self.config, self.net, self.collector, self.backend,
+                                   self.start_time)
+            learner.run(self._send_report)
         except Exception:
             with contextlib.suppress(Exception):  # the failure to report is the one above
                 self.backend.drain()  # the gradients held came from sound rollouts: apply them
@@ -163,5 +166,5 @@ class RolloutWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def _send_report(self, report: WorkerReport) -> None:
+    def _send_report(self, report: LearnerReport) -> None:
         self._last_report = self.server.report.remote(report)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from a3c.config import Config
+from a3c.errors import CheckpointError
 
 _BUFFERS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",)}
 
@@ -102,3 +103,28 @@ def schedule_lr(optimizer: torch.optim.Optimizer, config: Config, steps: Callabl
         lr = lr_at(config, steps())
         for group in optimizer.param_groups:
             group["lr"] = lr
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, net: nn.Module) -> dict[str, torch.Tensor]:
+    """Optimizer state keyed by parameter name, e.g. 'torso.layers.0.weight/exp_avg'."""
+    names = {id(p): n for n, p in net.named_parameters()}
+    out = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state[p].items():
+                out[f"{names[id(p)]}/{key}"] = value.detach().cpu().clone()
+    return out
+
+
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, net: nn.Module, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Copy saved state (keyed as optimizer_tensors keys it) into the optimizer's tensors in place."""
+    names = {id(p): n for n, p in net.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state[p].items():
+                saved = tensors.get(f"{names[id(p)]}/{key}")
+                if saved is None or saved.shape != value.shape:
+                    raise CheckpointError(f"optimizer state {names[id(p)]}/{key} missing or misshapen")
+                value.copy_(saved)

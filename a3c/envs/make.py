@@ -1,4 +1,4 @@
-"""Environment construction and the single-env adapter that lets one rollout collector serve A3C and A2C."""
+"""Environment construction, and the single-env adapter that lets one rollout collector serve A3C and A2C."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 
-from a3c import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
 from a3c.config import Config
+from a3c.envs import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
 from a3c.errors import EnvError
 
 MIN_IMAGE_SIZE = 20  # the smallest frame the A3C paper's conv torso takes

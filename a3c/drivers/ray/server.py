@@ -19,25 +19,22 @@ import torch
 from torch import nn
 
 from a3c.config import Config
+from a3c.core.messages import LearnerReport
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.optim import make_optimizer, schedule_lr
 from a3c.errors import CheckpointError
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_optimizer, schedule_lr
-from a3c.worker import WorkerReport
 
-# A put costs the server about half a millisecond whatever the size (measured on a 2-core machine),
-# so publishing every version would cap it near 600 updates/s for a small network. The server puts
-# a new version only once the time since the last put is PUBLISH_SPACING times that put's duration
-# (at most 1/11 of its time goes into puts), and at least every MAX_PUBLISH_GAP seconds, so that one
-# slow put does not leave the workers on old parameters. Spacing 10 gave ~900 updates/s where 4
-# gave ~600 (benchmarks/ray_scaling.py, docs/distributed.md).
+# A put into the object store costs the server a fixed time whatever the size, so publishing every
+# version would cap a small network's update rate. The server puts a new version only once the
+# time since the last put is PUBLISH_SPACING times that put's duration (at most 1/11 of its time
+# goes into puts), and at least every MAX_PUBLISH_GAP seconds, so that one slow put does not leave
+# the workers on old parameters. The value is measured in benchmarks/results/ray_scaling.md.
 PUBLISH_SPACING = 10.0
 MAX_PUBLISH_GAP = 0.01
 # Below this size the parameters travel in the reply itself, copied for each worker, and never
 # through the object store: Ray sends returns this small inline anyway (its
-# max_direct_call_object_size, 100 KiB), and a copy costs microseconds where a put costs the server
-# ~0.5 ms and each worker's get a round trip to the raylet. For the CartPole network (36 KB) this
-# took the raylet from ~24 % of a core to ~2 %, and the Ray backend with 4 gradients per call from
-# 43-52 % of the local backend's env steps/s to 56 % (benchmarks/results/ray_scaling.md).
+# max_direct_call_object_size, 100 KiB), and a copy is far cheaper than a put on the server and a
+# round trip to the raylet for each worker's get (benchmarks/results/ray_scaling.md).
 INLINE_PARAMETER_BYTES = 100 * 1024
 
 
@@ -82,9 +79,9 @@ class Snapshot:
 
     steps: int
     updates: int
-    model_state: dict[str, np.ndarray]  # NumPy: a tenth of the cost of pickling tensors
-    optimizer_state: dict[str, np.ndarray]  # keyed as a3c.checkpoint.optimizer_tensors keys them
-    reports: list[WorkerReport]
+    model_state: dict[str, np.ndarray]  # NumPy: far cheaper to pickle than tensors
+    optimizer_state: dict[str, np.ndarray]  # keyed as a3c.core.optim.optimizer_tensors keys them
+    reports: list[LearnerReport]
     worker_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # rank: (steps, updates)
     restarts: int = 0  # worker actors started again by Ray, this run
     events: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) since the last call
@@ -106,7 +103,7 @@ class ParameterServer:
         params = list(self.net.parameters())
         self.sizes = [p.numel() for p in params]
         # One flat vector holds every parameter (the network's are views of it), and one its gradient:
-        # a push is one copy, and the optimizer steps one tensor, not one per layer (2x faster).
+        # a push is one copy, and the optimizer steps one tensor, not one per layer.
         self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
         self.flat.grad = torch.zeros_like(self.flat)
         self._grad_array = self.flat.grad.numpy()
@@ -122,7 +119,7 @@ class ParameterServer:
         self.worker_counts: dict[int, list[int]] = {}
         self._own: dict[int, deque[int]] = {}  # rank: versions its own recent updates produced
         self._sent: dict[int, int] = {}  # rank: the version of the parameters it was last sent
-        self.reports: list[WorkerReport] = []
+        self.reports: list[LearnerReport] = []
         self.events: list[tuple[str, str]] = []
         self._starts: dict[int, int] = {}  # rank: times a worker of that rank started (first pulls)
         self._restart_reasons: dict[int, str] = {}  # rank: why the driver replaced its worker
@@ -193,7 +190,7 @@ class ParameterServer:
         """The driver is starting a new worker of this rank (the old one raised): why, for the log."""
         self._restart_reasons[rank] = reason
 
-    def report(self, report: WorkerReport) -> None:
+    def report(self, report: LearnerReport) -> None:
         """Hold a worker's report (episodes, update statistics) until the driver collects it."""
         self.reports.append(report)
 
@@ -223,7 +220,7 @@ class ParameterServer:
         return {"updates": self.version, "puts": self.puts, "cpu_seconds": time.process_time()}
 
     def _optimizer_state(self) -> dict[str, np.ndarray]:
-        """The flat optimizer state keyed per parameter, as a3c.checkpoint.optimizer_tensors keys it."""
+        """The flat optimizer state keyed per parameter, as a3c.core.optim.optimizer_tensors keys it."""
         out = {}
         for key, value in self.optimizer.state[self.flat].items():
             parts = value.split(self.sizes) if value.dim() else [value] * len(self.names)  # step: shared
@@ -243,7 +240,7 @@ class ParameterServer:
     def _reply(self, rank: int, staleness: tuple[int, ...]) -> Reply:
         version, params = (self.version, None) if self.inline else self._published
         if self._sent.get(rank) == version:
-            params = None  # a reference in a reply costs the server ~0.25 ms: send each one once
+            params = None  # a reference in a reply costs the server time: send each one once
         else:
             self._sent[rank] = version
             if self.inline:

@@ -1,7 +1,4 @@
-"""What a checkpoint holds, beyond the network and optimizer, to continue a run where it stopped.
-
-Always: the step and update counters, the step count the run was going to (so a learning-rate
-schedule goes on where it was) and the training time so far (so the logs' wall_time goes on).
+"""A learner's whole state beyond its network: what an exact continuation of a run needs.
 
 Exact continuation (bit-identical parameters to a run that was never stopped) needs every source of
 randomness and every piece of env state: torch's CPU generator, and for each env its NumPy
@@ -34,7 +31,7 @@ from gymnasium.wrappers import (
     TimeLimit,
 )
 
-from a3c.envs import SingleEnv
+from a3c.envs.make import SingleEnv
 from a3c.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -46,22 +43,23 @@ TENSOR_PREFIX = "resume/"
 
 
 @dataclass
-class RunPosition:
-    """Where a run stood at a checkpoint, and (when it could be captured) its learner's whole state."""
+class LearnerState:
+    """A learner's RNG, envs, next observations and network state, as a checkpoint captured them."""
 
-    steps: int
-    updates: int
-    target_steps: int  # the step count the interrupted learn() was going to
-    wall_time: float  # training seconds before this checkpoint, over all earlier segments
-    envs: list[dict[str, Any]] | None = None  # one per env; None: not exact, reseed
-    torch_rng: torch.Tensor | None = None
-    obs: np.ndarray | None = None
+    envs: list[dict[str, Any]]  # one per env
+    torch_rng: torch.Tensor
+    obs: np.ndarray
     core_state: tuple[torch.Tensor, torch.Tensor] | None = None
-    source: str = "checkpoint"  # the file it was read from, for errors
 
-    @property
-    def exact(self) -> bool:
-        return self.envs is not None and self.torch_rng is not None and self.obs is not None
+    @classmethod
+    def read(cls, meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> LearnerState | None:
+        """The state in a checkpoint's (validated) resume section, or None where it holds none."""
+        if meta is None or meta.get("envs") is None:
+            return None
+        h, c = tensors.get(TENSOR_PREFIX + "core_h"), tensors.get(TENSOR_PREFIX + "core_c")
+        return cls(envs=meta["envs"], torch_rng=tensors[TENSOR_PREFIX + "torch_rng"],
+                   obs=tensors[TENSOR_PREFIX + "obs"].numpy(),
+                   core_state=(h, c) if h is not None and c is not None else None)
 
 
 # --- capture ------------------------------------------------------------------------------------
@@ -205,30 +203,29 @@ def _array(value: dict, where: str) -> np.ndarray:
         raise CheckpointError(f"{where}: {exc}") from None
 
 
-def restore(envs: Any, position: RunPosition, collector: Any) -> None:
+def restore(envs: Any, saved: LearnerState, collector: Any, source: str = "checkpoint") -> None:
     """Put a learner's envs, observations and torch's generator back where the checkpoint saw them."""
     try:
-        _restore(envs, position, collector)
+        _restore(envs, saved, collector)
     except CheckpointError as exc:
-        raise CheckpointError(f"{position.source}: {exc}") from None
+        raise CheckpointError(f"{source}: {exc}") from None
 
 
-def _restore(envs: Any, position: RunPosition, collector: Any) -> None:
+def _restore(envs: Any, saved: LearnerState, collector: Any) -> None:
     inner = sub_envs(envs)
-    assert position.envs is not None and position.obs is not None and position.torch_rng is not None
-    if inner is None or len(inner) != len(position.envs):
-        raise CheckpointError(f"the checkpoint holds {len(position.envs)} envs' state; this run has "
+    if inner is None or len(inner) != len(saved.envs):
+        raise CheckpointError(f"the checkpoint holds {len(saved.envs)} envs' state; this run has "
                               f"{envs.num_envs} (n_envs and vec_env must be as they were)")
-    if position.obs.shape != collector.obs.shape:
-        raise CheckpointError(f"saved observations have shape {position.obs.shape}, the envs give "
+    if saved.obs.shape != collector.obs.shape:
+        raise CheckpointError(f"saved observations have shape {saved.obs.shape}, the envs give "
                               f"{collector.obs.shape}")
-    for i, (env, state) in enumerate(zip(inner, position.envs, strict=True)):
+    for i, (env, state) in enumerate(zip(inner, saved.envs, strict=True)):
         _restore_env(i, env, state)
-    collector.obs = position.obs.astype(collector.obs.dtype, copy=True)
-    if position.core_state is not None:
-        collector.state = position.core_state
+    collector.obs = saved.obs.astype(collector.obs.dtype, copy=True)
+    if saved.core_state is not None:
+        collector.state = saved.core_state
     try:
-        torch.set_rng_state(position.torch_rng)
+        torch.set_rng_state(saved.torch_rng)
     except RuntimeError as exc:
         raise CheckpointError(f"saved torch RNG state does not fit this torch: {exc}") from None
 
@@ -258,21 +255,3 @@ def _restore_env(i: int, env: gym.Env, state: dict[str, Any]) -> None:
     if stats is not None:
         stats.episode_returns, stats.episode_lengths, stats.episode_count = state["episode"]
         stats.episode_start_time = time.perf_counter()
-
-
-def position_from(counters: dict[str, Any], meta: dict[str, Any] | None,
-                  tensors: dict[str, torch.Tensor], source: object = "checkpoint") -> RunPosition:
-    """A checkpoint's counters and (validated) resume section as a RunPosition."""
-    steps = int(counters.get("steps", 0))
-    position = RunPosition(
-        steps=steps, updates=int(counters.get("updates", 0)),
-        target_steps=int(counters.get("target_steps", steps)),
-        wall_time=float(counters.get("wall_time", 0.0)), source=str(source),
-    )
-    if meta is not None and meta.get("envs") is not None:
-        position.envs = meta["envs"]
-        position.torch_rng = tensors[TENSOR_PREFIX + "torch_rng"]
-        position.obs = tensors[TENSOR_PREFIX + "obs"].numpy()
-        h, c = tensors.get(TENSOR_PREFIX + "core_h"), tensors.get(TENSOR_PREFIX + "core_c")
-        position.core_state = (h, c) if h is not None and c is not None else None
-    return position

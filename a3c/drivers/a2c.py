@@ -1,6 +1,6 @@
 """The A2C driver: one process steps a batch of envs and applies one synchronous update per rollout.
 
-It is the A3C worker loop with a different backend: the learner's network *is* the global network,
+It is the actor-learner loop of A3C with a different backend: the learner's network *is* the global network,
 so ``pull`` copies nothing and ``push`` steps the optimizer at once; no other update can come in
 between, so the staleness is zero by construction. The batch of envs comes from gymnasium.vector;
 the network and the update may run on a GPU while the envs step on the CPU.
@@ -8,21 +8,20 @@ the network and the update may run on a GPU while the envs step on the CPU.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gymnasium as gym
 import torch
 
 from a3c.config import Config
-from a3c.envs import make_training_envs
+from a3c.core.messages import LearnerReport
+from a3c.core.networks import ActorCritic
+from a3c.core.optim import schedule_lr
+from a3c.core.rollout import RolloutCollector
+from a3c.drivers.actor_learner import ActorLearner
+from a3c.drivers.base import Backend, Driver, ResumeState, RunPosition
+from a3c.drivers.processes import sigint_blocked
+from a3c.envs.make import make_training_envs
+from a3c.envs.state import capture, restore, sub_envs
 from a3c.errors import ConfigError
-from a3c.networks import ActorCritic
-from a3c.optim import schedule_lr
-from a3c.rollout import RolloutCollector
-from a3c.run_state import RunPosition, capture, restore, sub_envs
-from a3c.signals import sigint_blocked
-from a3c.supervisor import Supervisor, TrainResult
-from a3c.worker import Worker, WorkerReport
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,7 +34,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class SyncBackend:
+class SyncBackend(Backend):
     """pull: nothing to copy (the learner's network is the global one); push: step the optimizer now."""
 
     def __init__(self, config: Config, optimizer: torch.optim.Optimizer, start_steps: int,
@@ -66,8 +65,8 @@ class SyncBackend:
         return self.steps >= self.config.total_steps
 
 
-class A2CDriver:
-    """One Worker over a batch of envs, stepped by the Supervisor one update at a time."""
+class A2CDriver(Driver):
+    """One ActorLearner over a batch of envs, stepped by the supervisor one update at a time."""
 
     def __init__(self, net: ActorCritic, optimizer: torch.optim.Optimizer, start_steps: int,
                  start_updates: int, position: RunPosition | None = None):
@@ -76,16 +75,17 @@ class A2CDriver:
         self.start_steps = start_steps
         self.start_updates = start_updates
         self.position = position  # a resumed run's checkpoint: its envs and RNG, if it holds them
-        self.worker: Worker | None = None
+        self.learner: ActorLearner | None = None
         self.backend: SyncBackend | None = None
         self.envs: gym.vector.VectorEnv | None = None
         self._threads = torch.get_num_threads()
-        self._last_state: tuple | None = None
+        self._last_state: ResumeState | None = None
 
     @property
     def restores_exactly(self) -> bool:
         """A resumed run goes on bit for bit: the checkpoint holds all of its learner's state."""
-        return self.position is not None and self.position.exact and self.net.value_head.weight.is_cpu
+        return (self.position is not None and self.position.learner is not None
+                and self.net.device.type == "cpu")
 
     def start(self, config: Config, start_time: float) -> None:
         # Everything random in a run follows from the seed: env i resets with seed + i and sampling
@@ -97,36 +97,37 @@ class A2CDriver:
             self.envs = make_training_envs(config, seed)
         collector = RolloutCollector(self.envs, config.n_steps, seed=seed)
         if self.restores_exactly:
-            assert self.position is not None
-            restore(self.envs, self.position, collector)
+            assert self.position is not None and self.position.learner is not None
+            restore(self.envs, self.position.learner, collector, self.position.source)
         self.backend = SyncBackend(config, self.optimizer, self.start_steps, self.start_updates)
-        self.worker = Worker(0, config, self.net, collector, self.backend, start_time)
+        self.learner = ActorLearner(0, config, self.net, collector, self.backend, start_time)
         # The batch is small: one intra-op thread is faster than several and leaves cores to envs.
         torch.set_num_threads(1)
 
-    def advance(self) -> list[WorkerReport]:
-        assert self.worker is not None
-        self.worker.update()
-        return [self.worker.take_report()] if self.worker.flush_due() else []
+    def advance(self) -> list[LearnerReport]:
+        assert self.learner is not None
+        self.learner.update()
+        return [self.learner.take_report()] if self.learner.flush_due() else []
 
-    def resume_state(self) -> tuple | None:
-        """The learner's RNG and envs for a checkpoint (a3c.run_state), captured before the envs close."""
-        if self.worker is None or self.envs is None:
+    def resume_state(self) -> ResumeState | None:
+        """The learner's RNG and envs for a checkpoint (a3c.envs.state), captured before the envs close."""
+        if self.learner is None or self.envs is None:
             return self._last_state
-        if not self.net.value_head.weight.is_cpu or sub_envs(self.envs) is None:
+        if self.net.device.type != "cpu" or sub_envs(self.envs) is None:
             return None  # sampling on a GPU, or envs in other processes: not exact, reseed on resume
-        collector = self.worker.collector
+        collector = self.learner.collector
         return capture(self.envs, collector.obs, collector.state)
 
     def kill(self) -> None:
         """End the async envs' processes at once (a second Ctrl-C): none outlives the run."""
-        for process in getattr(self.envs, "processes", []):
+        processes = self.envs.processes if isinstance(self.envs, gym.vector.AsyncVectorEnv) else []
+        for process in processes:
             if process.is_alive():
                 process.kill()
 
-    def stop(self) -> list[WorkerReport]:
+    def stop(self) -> list[LearnerReport]:
         torch.set_num_threads(self._threads)
-        reports = [self.worker.take_report(final=True)] if self.worker is not None else []
+        reports = [self.learner.take_report(final=True)] if self.learner is not None else []
         if self.envs is not None:
             self._last_state = self.resume_state()
             self.envs.close()
@@ -138,17 +139,3 @@ class A2CDriver:
 
     def updates(self) -> int:
         return self.backend.updates if self.backend is not None else self.start_updates
-
-
-class A2CTrainer:
-    """Owns one A2C training run of a network that outlives it (learn() may be called again)."""
-
-    def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
-                 run_dir: Path, start_steps: int = 0, start_updates: int = 0, verbose: int = 1,
-                 position: RunPosition | None = None, resumed_from: Path | None = None):
-        self.supervisor = Supervisor(config, net, optimizer, run_dir, start_steps, verbose,
-                                     position, resumed_from)
-        self.driver = A2CDriver(net, optimizer, start_steps, start_updates, position)
-
-    def train(self) -> TrainResult:
-        return self.supervisor.run(self.driver)

@@ -52,4 +52,4 @@ class CueMemoryEnv(gym.Env):
 
 
 if ENV_ID not in gym.registry:
-    gym.register(ENV_ID, entry_point="a3c.memory_task:CueMemoryEnv", reward_threshold=0.9)
+    gym.register(ENV_ID, entry_point="a3c.envs.memory_task:CueMemoryEnv", reward_threshold=0.9)

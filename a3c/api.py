@@ -1,6 +1,6 @@
 """The public API, shaped like Stable-Baselines3: A3C(env, ...).learn(...).save(path); A3C.load(path).
 
-A3C and A2C share everything here but how a network is placed and which trainer runs it;
+A3C and A2C share everything here but how a network is placed and which driver runs it;
 ``load(path)`` returns whichever of the two a checkpoint holds.
 """
 
@@ -14,24 +14,18 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from a3c.a2c import A2CTrainer, resolve_device
-from a3c.checkpoint import (
-    Checkpoint,
-    latest_checkpoint,
-    load_checkpoint,
-    load_optimizer_tensors,
-    save_checkpoint,
-)
 from a3c.config import Config
-from a3c.envs import make_env
+from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.optim import load_optimizer_tensors, make_optimizer
+from a3c.drivers.a2c import A2CDriver, resolve_device
+from a3c.drivers.base import Driver, RunPosition
+from a3c.drivers.hogwild import HogwildDriver
+from a3c.envs.make import make_env
 from a3c.errors import CheckpointError, ConfigError
-from a3c.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
-from a3c.networks import ActorCritic, NetworkSpec
-from a3c.optim import make_optimizer
 from a3c.presets import build_config
-from a3c.run_state import RunPosition, position_from
-from a3c.supervisor import TrainResult
-from a3c.trainer import A3CTrainer
+from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
+from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
+from a3c.run.supervisor import Supervisor, TrainResult
 
 # What may change when a run resumes: how long and how it runs, not what it learns.
 RESUME_OPTIONS = (
@@ -53,11 +47,10 @@ class ActorCriticAlgorithm:
     """What A3C and A2C share: config, network, optimizer, learn/predict/evaluate/save/load.
 
     A subclass names its algo, how the global network is placed (shared CPU memory, or a device)
-    and the trainer that runs a learn() call.
+    and the driver that runs a learn() call.
     """
 
     algo: str = ""
-    trainer: type = object
 
     def __init__(self, env: str, *, preset: str | None = None, verbose: int = 1,
                  config: Config | None = None, **hparams: Any):
@@ -101,6 +94,9 @@ class ActorCriticAlgorithm:
     def _shared(self) -> bool:
         return False
 
+    def _driver(self, config: Config, position: RunPosition | None) -> Driver:
+        raise NotImplementedError
+
     def learn(self: _Model, total_steps: int | None = None, *, max_seconds: float | None = None,
               target_return: float | None = None, run_dir: str | os.PathLike | None = None) -> _Model:
         """Train until total_steps more env steps, max_seconds, or the target evaluation return.
@@ -121,11 +117,11 @@ class ActorCriticAlgorithm:
             changes["run_dir"] = str(run_dir)
         config = self.config.replace(**changes).validated()
         directory = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-        trainer = self.trainer(config, self.policy, self.optimizer, directory,
-                               self.num_steps, self.num_updates, self.verbose,
-                               position, self._resumed_from)
+        supervisor = Supervisor(config, self.policy, self.optimizer, directory, self.num_steps,
+                                self.verbose, position, self._resumed_from)
+        driver = self._driver(config, position)
         self._position = self._resumed_from = None
-        self.last_result = trainer.train()
+        self.last_result = supervisor.run(driver)
         self.num_steps, self.num_updates = self.last_result.steps, self.last_result.updates
         return self
 
@@ -157,15 +153,11 @@ class ActorCriticAlgorithm:
         with torch.no_grad():
             if not deterministic:
                 self.policy.new_rollout(len(batch))  # gSDE: each call draws its own noise
-            if self.policy.recurrent:
-                if state is None:
-                    state = self.policy.initial_state(len(batch))
-                if episode_start is not None:
-                    keep = torch.as_tensor(~np.asarray(episode_start, dtype=bool).reshape(-1, 1))
-                    state = tuple(s * keep.to(s) for s in state)
-                actions, _, state = self.policy.act_recurrent(batch, state, deterministic)
-            else:
-                actions, _ = self.policy.act(batch, deterministic)
+            if state is None:
+                state = self.policy.initial_state(len(batch))
+            elif episode_start is not None:
+                state = self.policy.reset_state(state, np.asarray(episode_start, dtype=bool).reshape(-1))
+            actions, _, state = self.policy.act(batch, state, deterministic)
         actions = actions.cpu()
         if single:
             return to_env_action(actions[0], self.action_space), state
@@ -223,7 +215,7 @@ class ActorCriticAlgorithm:
                               "what it learns; start a new run to change it")
         config = ckpt.config.replace(run_dir=str(run_dir), **overrides)
         model = cls._from_checkpoint(ckpt, path, verbose, None, config)
-        position = position_from(ckpt.counters, ckpt.resume_meta, ckpt.resume_tensors or {}, path)
+        position = ckpt.position()
         if "total_steps" in overrides:
             position.target_steps = model.num_steps + model.config.total_steps
         model._position, model._resumed_from = position, path
@@ -260,13 +252,20 @@ class A3C(ActorCriticAlgorithm):
     """
 
     algo = "a3c"
-    trainer = A3CTrainer
 
     def _place(self, net: ActorCritic) -> ActorCritic:
         return net.share_memory()
 
     def _shared(self) -> bool:
         return True
+
+    def _driver(self, config: Config, position: RunPosition | None) -> Driver:
+        # A3C resumes with freshly seeded workers: their envs were in processes that are gone.
+        if config.backend == "ray":
+            from a3c.drivers.ray import RayDriver  # says what to install when Ray is missing
+
+            return RayDriver(self.policy, self.optimizer, self.num_steps, self.num_updates)
+        return HogwildDriver(self.policy, self.optimizer, self.num_steps, self.num_updates)
 
 
 class A2C(ActorCriticAlgorithm):
@@ -279,13 +278,15 @@ class A2C(ActorCriticAlgorithm):
     """
 
     algo = "a2c"
-    trainer = A2CTrainer
 
     def _device(self) -> torch.device:
         return resolve_device(self.config.device)
 
     def _place(self, net: ActorCritic) -> ActorCritic:
         return net.to(self.device)
+
+    def _driver(self, config: Config, position: RunPosition | None) -> Driver:
+        return A2CDriver(self.policy, self.optimizer, self.num_steps, self.num_updates, position)
 
 
 ALGORITHMS: dict[str, type[ActorCriticAlgorithm]] = {"a3c": A3C, "a2c": A2C}

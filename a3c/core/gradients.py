@@ -1,0 +1,49 @@
+"""From a Rollout to gradients on a network: the part of an update every driver shares."""
+
+from __future__ import annotations
+
+import torch
+
+from a3c.config import Config
+from a3c.core.losses import actor_critic_loss
+from a3c.core.messages import UpdateStats
+from a3c.core.networks import ActorCritic
+from a3c.core.returns import returns_and_advantages
+from a3c.core.rollout import Rollout
+
+
+def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
+    """Fill net's .grad with the gradient of the A3C loss on this rollout, clipped by norm."""
+    rewards = rollout.rewards if config.reward_scale == 1.0 else rollout.rewards * config.reward_scale
+    returns, advantages = returns_and_advantages(
+        rewards, rollout.values, rollout.next_values,
+        rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
+    )
+    # One batched forward with autograd over all T*N steps, on the network's device (A2C may run it
+    # on a GPU; the rollout is always in CPU memory).
+    device = net.device
+    logprobs, entropy, values = net.evaluate_actions(
+        torch.from_numpy(rollout.obs).to(device), torch.from_numpy(rollout.actions).to(device),
+        rollout.initial_state, torch.from_numpy(rollout.resets()).to(device))
+    loss = actor_critic_loss(
+        logprobs, entropy, values,
+        torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
+        config.value_coef, config.entropy_coef,
+    )
+    params = net.params
+    # Zero in place: the Hogwild backend's global .grad tensors alias these.
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch._foreach_zero_(grads)
+    loss.total.backward()
+    if config.max_grad_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
+    else:
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    return UpdateStats(
+        policy_loss=loss.policy.item(),
+        value_loss=loss.value.item(),
+        entropy=loss.entropy.item(),
+        grad_norm=grad_norm.item(),
+        total_loss=loss.total.item(),
+    )

@@ -1,0 +1,69 @@
+"""Running mean and variance of observations, shared by every learner of a run."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+Moments = tuple[float, Tensor, Tensor]  # count, mean and (population) variance of observations
+
+
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two sets of observations together, from each set's (Chan et al.'s parallel
+    algorithm); either count may be 0."""
+    count_a, mean_a, var_a = a
+    count_b, mean_b, var_b = b
+    total = count_a + count_b
+    if total == 0:
+        return a
+    delta = mean_b - mean_a
+    m2 = var_a * count_a + var_b * count_b + delta.square() * (count_a * count_b / total)
+    return total, mean_a + delta * (count_b / total), m2 / total
+
+
+class ObsNormalizer(nn.Module):
+    """Running mean and variance of observations (buffers: saved with the weights, shareable).
+
+    A3C workers update the one copy in shared memory without a lock, as they do the weights. A Ray
+    worker cannot share memory with the parameter server: it keeps the moments of what it observed
+    since it last sent them (`take_recent`), and the server merges them into the global statistics.
+    """
+
+    clip = 10.0
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+        self.recent: Moments | None = None  # kept once take_recent is first called
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ((x - self.mean) * torch.rsqrt(self.var + 1e-8)).clamp_(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, batch: Tensor) -> None:
+        """Merge a batch's moments into the running ones, in place (and into `recent`, if kept)."""
+        batch = batch.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
+        moments = (float(batch.shape[0]), batch.mean(0), batch.var(0, unbiased=False))
+        self.merge(moments)
+        if self.recent is not None:
+            self.recent = merge_moments(self.recent, moments)
+
+    @torch.no_grad()
+    def merge(self, moments: Moments) -> None:
+        self.assign(merge_moments((float(self.count), self.mean, self.var), moments))
+
+    @torch.no_grad()
+    def assign(self, moments: Moments) -> None:
+        """Take these statistics as the running ones (in place: a shared copy stays shared)."""
+        count, mean, var = moments
+        self.mean.copy_(mean)
+        self.var.copy_(var)
+        self.count.fill_(count)
+
+    def take_recent(self) -> Moments:
+        """The moments of the batches merged since the last call; the first call starts keeping them."""
+        recent = self.recent
+        self.recent = (0.0, torch.zeros_like(self.mean), torch.zeros_like(self.var))
+        return recent if recent is not None else self.recent
