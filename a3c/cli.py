@@ -209,7 +209,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from a3c.errors import ConfigError
-    from a3c.plotting import plot_runs
+    from a3c.run.plotting import plot_runs
 
     if args.smooth is not None and args.smooth <= 0:
         raise ConfigError(f"--smooth must be positive, got {args.smooth}")

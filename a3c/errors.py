@@ -29,5 +29,9 @@ class NonFiniteError(TrainingError):
     """Updates were skipped max_skipped_updates times in a row: the loss or gradient was NaN or inf."""
 
 
+class UntrustedCodeError(A3CError):
+    """A file (a checkpoint, a config) names code to import, and the caller did not allow it."""
+
+
 class PlotError(A3CError, ValueError):
     """A run directory to plot has no readable episode log."""

@@ -40,8 +40,8 @@ import numpy as np
 
 from a3c.config import usable_cores
 from a3c.envs.make import reward_threshold
-from a3c.plotting import read_episodes, smooth
 from a3c.run.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
+from a3c.run.plotting import read_episodes, smooth
 
 ALGOS = ("a3c", "a2c", "sb3-a2c")
 LABELS = {"a3c": "A3C (this project)", "a2c": "A2C (this project)", "sb3-a2c": "Stable-Baselines3 A2C"}

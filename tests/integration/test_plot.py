@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from a3c.cli import main
-from a3c.plotting import default_window, read_episodes, smooth
 from a3c.run.metrics import EPISODE_COLUMNS
+from a3c.run.plotting import default_window, read_episodes, smooth
 
 
 def _run_dir(path, n=200, seed=0):

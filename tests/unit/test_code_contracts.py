@@ -17,8 +17,8 @@ def _tool(name: str) -> str:
 
 
 def test_no_module_imports_from_a_layer_above_its_own():
-    # lint-imports reads the contracts in pyproject.toml: cli > api | plotting > presets > run >
-    # drivers > core | envs > config > errors, and the two modules kept free of torch.
+    # lint-imports reads the contracts in pyproject.toml: cli > api > presets > run >
+    # drivers > core | envs > config | references > errors, and the two modules kept free of torch.
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=REPO_ROOT, capture_output=True,
                             text=True, env=env, timeout=120)
