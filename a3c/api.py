@@ -137,24 +137,23 @@ class ActorCriticAlgorithm:
                               "steps: pass total_steps (--total-steps) to train that many more")
         return left
 
-    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = False) -> tuple[np.ndarray | int, Any]:
         """Action(s) for one observation or a batch; (action, None) like Stable-Baselines3.
+
+        observation: as the env gives it (an array, an int, a dict or a tuple of parts), or a batch
+        as a vector env gives it; actions come in the action space's form and dtype.
 
         A recurrent (LSTM) policy returns (action, state): pass the state back with the next
         observation, and episode_start (a bool per observation) True where an episode begins.
         """
-        obs = torch.as_tensor(np.asarray(observation, dtype=self.observation_space.dtype))
-        single = obs.dim() == len(self.observation_space.shape)
-        if obs.shape[-len(self.observation_space.shape):] != self.observation_space.shape:
-            raise ConfigError(
-                f"observation shape {tuple(obs.shape)} does not match {self.observation_space.shape}")
-        batch = (obs[None] if single else obs).to(self.device)
+        batch, single = self.policy.observation_batch(observation)
+        n = len(next(iter(batch.values())) if isinstance(batch, dict) else batch)
         with torch.no_grad():
             if not deterministic:
-                self.policy.new_rollout(len(batch))  # gSDE: each call draws its own noise
+                self.policy.new_rollout(n)  # gSDE: each call draws its own noise
             if state is None:
-                state = self.policy.initial_state(len(batch))
+                state = self.policy.initial_state(n)
             elif episode_start is not None:
                 state = self.policy.reset_state(state, np.asarray(episode_start, dtype=bool).reshape(-1))
             actions, _, state = self.policy.act(batch, state, deterministic)

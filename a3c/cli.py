@@ -27,6 +27,10 @@ def _none_or(parse):
     return convert
 
 
+def _str_tuple(text: str) -> tuple[str, ...]:
+    return tuple(x for x in text.replace(",", " ").split())
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.replace(",", " ").split())
@@ -34,9 +38,23 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected widths like 64,64, got {text!r}") from None
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {text!r}") \
+            from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+_json_object.__name__ = "JSON object"
+
 _PARSERS = {
     "int": int, "float": float, "str": str,
     "float | None": _none_or(float), "str | None": _none_or(str), "tuple[int, ...]": _int_tuple,
+    "dict[str, Any]": _json_object, "tuple[str, ...]": _str_tuple,
 }
 
 
@@ -47,7 +65,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if "default" not in help_text:
-            default = f.default if f.default is not MISSING else None
+            default = (f.default if f.default is not MISSING else
+                       f.default_factory() if f.default_factory is not MISSING else None)
             help_text += f" (default: the preset's, else {default})"
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,

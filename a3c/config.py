@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from a3c.errors import ConfigError
+from a3c.references import is_reference
 
 ALGOS = ("a3c", "a2c")
 OPTIMIZERS = ("adam", "rmsprop")
-ACTIVATIONS = ("tanh", "relu")
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 LR_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("sync", "async")
 DEVICES = ("cpu", "cuda", "auto")
@@ -35,10 +36,32 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _json_value(value: Any, depth: int = 0) -> bool:
+    """JSON data of bounded depth: what a checkpoint's header can hold and give back unchanged."""
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _check_type(name: str, annotation: str, value: Any) -> None:
+    if annotation == "dict[str, Any]":
+        if not (isinstance(value, dict) and _json_value(value)):
+            raise ConfigError(f"{name} must be a JSON object (string keys; strings, numbers, booleans, "
+                              f"null, lists and objects as values), got {value!r}")
+        return
     if annotation == "tuple[int, ...]":
         ok = isinstance(value, tuple) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value)
+    elif annotation == "tuple[str, ...]":
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     else:
         allowed = _TYPES[annotation]
         ok = isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
@@ -112,13 +135,31 @@ class Config:
     rms_alpha: float = _opt("RMSProp decay of the squared-gradient average", default=0.99)
     rms_eps: float = _opt("RMSProp epsilon", default=1e-5)
     # --- network ---
-    hidden_sizes: tuple[int, ...] = _opt("MLP torso layer widths", default=(64, 64))
-    activation: str = _opt("MLP activation: tanh or relu", default="tanh")
+    hidden_sizes: tuple[int, ...] = _opt(
+        "MLP torso layer widths (for every observation part that is not an image the conv torso takes)",
+        default=(64, 64))
+    activation: str = _opt(f"MLP torso activation: {', '.join(ACTIVATIONS)}", default="tanh")
     shared_torso: bool = _opt("policy and value share the torso (else one torso each)", default=True)
     torso: str = _opt(
-        "feature extractor: mlp (vectors), a3c-conv (the A3C paper's 16-32 conv, 256 hidden), "
-        "nature-conv (Nature DQN's 32-64-64 conv, 512 hidden), or auto (mlp for vectors, a3c-conv "
-        "for images)", choices=TORSOS, default="auto")
+        "feature extractor: mlp (vectors; images flattened), a3c-conv (the A3C paper's 16-32 conv, "
+        "256 hidden), nature-conv (Nature DQN's 32-64-64 conv, 512 hidden), auto (a3c-conv for the "
+        "images it takes, mlp for the rest), or your own nn.Module class as module:Class "
+        "(docs/custom-networks.md)", default="auto")
+    torso_kwargs: dict[str, Any] = _opt(
+        "keyword arguments of your own torso class, a JSON object, e.g. '{\"width\": 128}'",
+        default_factory=dict)
+    conv_hidden: int = _opt(
+        "conv torsos: width of the hidden layer after the convolutions (0: the torso's own, 256 for "
+        "a3c-conv, 512 for nature-conv)", default=0)
+    conv_activation: str = _opt(f"conv torsos' activation: {', '.join(ACTIVATIONS)}", default="relu")
+    policy_sizes: tuple[int, ...] = _opt(
+        "widths of layers between the torso (or LSTM) and the policy head (none: the head is linear)",
+        default=())
+    value_sizes: tuple[int, ...] = _opt(
+        "widths of layers between the torso (or LSTM) and the value head (none: the head is linear)",
+        default=())
+    head_activation: str = _opt(f"activation of policy_sizes and value_sizes layers: "
+                                f"{', '.join(ACTIVATIONS)}", default="tanh")
     core: str = _opt("between torso and heads: none (feed-forward) or lstm (the A3C LSTM agent)",
                      choices=CORES, default="none")
     core_size: int = _opt("LSTM cells", default=256)
@@ -157,8 +198,10 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON data: tuples as lists."""
         d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     @classmethod
@@ -167,14 +210,7 @@ class Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        data = dict(data)
-        if "hidden_sizes" in data:
-            try:
-                data["hidden_sizes"] = tuple(data["hidden_sizes"])
-            except TypeError:
-                raise ConfigError(f"hidden_sizes must be a list of widths, got {data['hidden_sizes']!r}") \
-                    from None
-        return cls(**data).validated()
+        return cls(**_tuples_from_lists(data)).validated()
 
     def validated(self) -> Config:
         """Return self after checking every field; raise ConfigError naming the first bad one."""
@@ -231,7 +267,19 @@ class Config:
         need(self.rms_eps > 0, f"rms_eps must be positive, got {self.rms_eps}")
         need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
              f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
-        need(self.torso in TORSOS, f"unknown torso {self.torso!r}; choose from {', '.join(TORSOS)}")
+        need(self.torso in TORSOS or is_reference(self.torso),
+             f"unknown torso {self.torso!r}; choose from {', '.join(TORSOS)}, or name your own "
+             "nn.Module class as module:Class")
+        need(not self.torso_kwargs or is_reference(self.torso),
+             f"torso_kwargs are the arguments of your own torso class; torso {self.torso} is built in "
+             "(its options: hidden_sizes, activation, conv_hidden, conv_activation)")
+        need(self.conv_hidden >= 0, f"conv_hidden must be >= 0, got {self.conv_hidden}")
+        for name in ("policy_sizes", "value_sizes"):
+            need(all(h > 0 for h in getattr(self, name)),
+                 f"{name} must be positive widths, got {getattr(self, name)}")
+        for name in ("conv_activation", "head_activation"):
+            need(getattr(self, name) in ACTIVATIONS,
+                 f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(ACTIVATIONS)}")
         need(self.core in CORES, f"unknown core {self.core!r}; choose from {', '.join(CORES)}")
         need(self.core_size > 0, f"core_size must be positive, got {self.core_size}")
         need(self.core == "none" or self.shared_torso,
@@ -252,6 +300,14 @@ class Config:
         need(self.run_dir is None or self.run_dir.strip() != "",
              "run_dir must name a directory (or be none), got an empty string")
         return self
+
+
+_TUPLE_FIELDS = tuple(f.name for f in fields(Config) if f.type.startswith("tuple["))
+
+
+def _tuples_from_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON's lists back into the tuples that tuple-typed fields hold (the type check comes after)."""
+    return {k: tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v for k, v in data.items()}
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -297,9 +353,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
                           "the keys are Config's fields, e.g. total_steps, lr")
-    values = dict(data)
-    if isinstance(values.get("hidden_sizes"), list):
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    values = _tuples_from_lists(data)
     for key, value in values.items():
         try:
             _check_type(key, types[key], value)

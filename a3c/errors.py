@@ -35,3 +35,8 @@ class UntrustedCodeError(A3CError):
 
 class PlotError(A3CError, ValueError):
     """A run directory to plot has no readable episode log."""
+
+
+class A3CWarning(UserWarning):
+    """Something the library did differently from what was asked, and says so (e.g. obs_norm
+    skipping the parts of an observation that are not Box vectors)."""

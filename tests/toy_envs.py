@@ -49,28 +49,12 @@ class _VectorObsEnv(gym.Env):
         return np.zeros(3, dtype=np.float32), 0.0, False, False, {}
 
 
-class MultiDiscreteActionEnv(_VectorObsEnv):
-    action_space = spaces.MultiDiscrete([2, 3])
-
-
 class DictActionEnv(_VectorObsEnv):
     action_space = spaces.Dict({"move": spaces.Discrete(2), "force": spaces.Box(-1.0, 1.0, (1,))})
 
 
 class UnboundedBoxActionEnv(_VectorObsEnv):
     action_space = spaces.Box(-np.inf, np.inf, (2,), dtype=np.float32)
-
-
-class ImageObsEnv(gym.Env):
-    observation_space = spaces.Box(0, 255, (4, 4, 3), dtype=np.uint8)
-    action_space = spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros((4, 4, 3), dtype=np.uint8), {}
-
-    def step(self, action):
-        return np.zeros((4, 4, 3), dtype=np.uint8), 0.0, False, False, {}
 
 
 class FailingEnv(_VectorObsEnv):
@@ -163,18 +147,215 @@ class EvenSeedEnv(_VectorObsEnv):
         return np.zeros(3, dtype=np.float32), float(self.even), True, False, {}
 
 
+# --- one identity task per observation kind and per action kind ----------------------------------
+#
+# Each step shows a target drawn at random (from the env's own seeded RNG); the reward says how well
+# the action named it, and the next step shows a new one. Episodes are 20 steps (their registration's
+# time limit), so a perfect policy scores 20 and a random one a fraction of it.
+
+
+class _CueEnv(gym.Env):
+    """A target in range(n) each step, shown by `_obs`; reward 1 for action == target."""
+
+    n = 4
+    action_space = spaces.Discrete(4)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.target = int(self.np_random.integers(self.n))
+        return self._obs(), {}
+
+    def reward(self, action):
+        return float(int(action) == self.target)
+
+    def step(self, action):
+        reward = self.reward(action)
+        self.target = int(self.np_random.integers(self.n))
+        return self._obs(), reward, False, False, {}
+
+
+class DiscreteObsEnv(_CueEnv):
+    """Discrete observations counted from 3 (start=3), as FrozenLake's and Taxi's but offset."""
+
+    observation_space = spaces.Discrete(4, start=3)
+
+    def _obs(self):
+        return self.target + 3
+
+
+class MultiDiscreteObsEnv(_CueEnv):
+    """The target in two digits, [target // 2, target % 2]."""
+
+    observation_space = spaces.MultiDiscrete([2, 2])
+
+    def _obs(self):
+        return np.array([self.target // 2, self.target % 2], dtype=np.int64)
+
+
+class MultiBinaryObsEnv(_CueEnv):
+    observation_space = spaces.MultiBinary(4)
+
+    def _obs(self):
+        bits = np.zeros(4, dtype=np.int8)
+        bits[self.target] = 1
+        return bits
+
+
+def _quadrants(target: int, size: int = 20) -> np.ndarray:
+    """A [size, size] frame of bytes, bright in the target's quadrant, with a little noise."""
+    frame = np.zeros((size, size), dtype=np.uint8)
+    half = size // 2
+    row, col = divmod(target, 2)
+    frame[row * half:(row + 1) * half, col * half:(col + 1) * half] = 200
+    return frame
+
+
+class ImageObsIdentityEnv(_CueEnv):
+    """The target as the bright quadrant of a 20x20 RGB frame given channel-last [H, W, C], as
+    CarRacing's frames are (channels_last=False: [C, H, W], as Atari stacks)."""
+
+    def __init__(self, channels_last: bool = True):
+        self.channels_last = channels_last
+        shape = (20, 20, 3) if channels_last else (3, 20, 20)
+        self.observation_space = spaces.Box(0, 255, shape, dtype=np.uint8)
+
+    def _obs(self):
+        frame = np.repeat(_quadrants(self.target)[None], 3, axis=0)
+        return np.ascontiguousarray(frame.transpose(1, 2, 0)) if self.channels_last else frame
+
+
+class DictObsEnv(_CueEnv):
+    """The target split over two parts: 'cue' (Discrete) gives target // 2 and which half of 'frame'
+    (an image, channel-last) is bright gives target % 2; 'noise' (a Box vector) tells nothing."""
+
+    observation_space = spaces.Dict({
+        "cue": spaces.Discrete(2),
+        "frame": spaces.Box(0, 255, (20, 20, 1), dtype=np.uint8),
+        "noise": spaces.Box(-1.0, 1.0, (2,), dtype=np.float32),
+    })
+
+    def _obs(self):
+        frame = np.zeros((20, 20, 1), dtype=np.uint8)
+        side = self.target % 2
+        frame[:, side * 10:(side + 1) * 10] = 200
+        noise = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return {"cue": self.target // 2, "frame": frame, "noise": noise}
+
+
+class TupleObsEnv(_CueEnv):
+    """The target as two Discrete digits in a Tuple, as Blackjack's observations are."""
+
+    observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
+
+    def _obs(self):
+        return (self.target // 2, self.target % 2)
+
+
+class BoxActionEnv(gym.Env):
+    """Observe x in [-1, 1]^2; reward -(a - x)^2 summed: the greedy action should be x itself."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return self.x.copy(), {}
+
+    def step(self, action):
+        reward = -float(np.sum((np.asarray(action) - self.x) ** 2))
+        self.x = self.np_random.uniform(-1, 1, 2).astype(np.float32)
+        return self.x.copy(), reward, False, False, {}
+
+
+class MultiDiscreteActionIdentityEnv(_CueEnv):
+    """Two targets, of 3 and 2 values, shown one-hot side by side; 0.5 for each named right."""
+
+    observation_space = spaces.Box(0.0, 1.0, (5,), dtype=np.float32)
+    action_space = spaces.MultiDiscrete([3, 2])
+    n = 6
+
+    def _obs(self):
+        obs = np.zeros(5, dtype=np.float32)
+        obs[self.target // 2] = 1.0
+        obs[3 + self.target % 2] = 1.0
+        return obs
+
+    def reward(self, action):
+        action = np.asarray(action)
+        assert action.shape == (2,) and action.dtype == np.int64, action
+        return 0.5 * float(action[0] == self.target // 2) + 0.5 * float(action[1] == self.target % 2)
+
+
+class MultiBinaryActionEnv(_CueEnv):
+    """Four bits shown as floats; the action should copy them: reward the fraction copied right."""
+
+    observation_space = spaces.Box(0.0, 1.0, (4,), dtype=np.float32)
+    action_space = spaces.MultiBinary(4)
+    n = 16
+
+    def _bits(self):
+        return np.array([(self.target >> i) & 1 for i in range(4)])
+
+    def _obs(self):
+        return self._bits().astype(np.float32)
+
+    def reward(self, action):
+        action = np.asarray(action)
+        assert action.shape == (4,) and action.dtype == np.int8, action
+        return float(np.mean(action == self._bits()))
+
+
+class _UnsupportedObsEnv(gym.Env):
+    action_space = spaces.Discrete(2)
+
+
+class TextObsEnv(_UnsupportedObsEnv):
+    observation_space = spaces.Text(5)
+
+
+class GraphObsEnv(_UnsupportedObsEnv):
+    observation_space = spaces.Graph(spaces.Box(0.0, 1.0, (2,)), spaces.Discrete(2))
+
+
+class SequenceObsEnv(_UnsupportedObsEnv):
+    observation_space = spaces.Sequence(spaces.Discrete(2))
+
+
+class DictWithTextObsEnv(_UnsupportedObsEnv):
+    observation_space = spaces.Dict({"position": spaces.Box(0.0, 1.0, (2,)), "name": spaces.Text(5)})
+
+
 _ENVS = {
     "ToyIdentity-v0": (IdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
-    "ToyMultiDiscrete-v0": (MultiDiscreteActionEnv, dict(max_episode_steps=10)),
     "ToyDictAction-v0": (DictActionEnv, dict(max_episode_steps=10)),
     "ToyUnboundedBox-v0": (UnboundedBoxActionEnv, dict(max_episode_steps=10)),
-    "ToyImageObs-v0": (ImageObsEnv, dict(max_episode_steps=10)),
     "ToyFailing-v0": (FailingEnv, dict(max_episode_steps=1000)),
     "ToyNaNReward-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=0.05))),
     "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
     "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),
     "ToyPickZero-v0": (PickZeroEnv, dict(reward_threshold=1.0)),
     "ToyEvenSeed-v0": (EvenSeedEnv, dict(reward_threshold=1.0)),
+    "ToyDiscreteObs-v0": (DiscreteObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyMultiDiscreteObs-v0": (MultiDiscreteObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyMultiBinaryObs-v0": (MultiBinaryObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyImageObsLast-v0": (ImageObsIdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyImageObsFirst-v0": (ImageObsIdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0,
+                                                      kwargs=dict(channels_last=False))),
+    "ToyDictObs-v0": (DictObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyTupleObs-v0": (TupleObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyBoxAction-v0": (BoxActionEnv, dict(max_episode_steps=20)),
+    "ToyMultiDiscreteAction-v0": (MultiDiscreteActionIdentityEnv, dict(max_episode_steps=20,
+                                                                       reward_threshold=20.0)),
+    "ToyMultiBinaryAction-v0": (MultiBinaryActionEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyTextObs-v0": (TextObsEnv, dict(max_episode_steps=10)),
+    "ToyGraphObs-v0": (GraphObsEnv, dict(max_episode_steps=10)),
+    "ToySequenceObs-v0": (SequenceObsEnv, dict(max_episode_steps=10)),
+    "ToyDictWithTextObs-v0": (DictWithTextObsEnv, dict(max_episode_steps=10)),
+    # FrozenLake 4x4 without the slip: learnable in a few thousand steps, where the slippery lake is not
+    "ToyFrozenLakeNonSlippery-v0": ("gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+                                    dict(max_episode_steps=100, reward_threshold=1.0,
+                                         kwargs=dict(map_name="4x4", is_slippery=False))),
 }
 
 for _id, (_cls, _kwargs) in _ENVS.items():

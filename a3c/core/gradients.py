@@ -9,7 +9,7 @@ from a3c.core.losses import actor_critic_loss
 from a3c.core.messages import UpdateStats
 from a3c.core.networks import ActorCritic
 from a3c.core.returns import returns_and_advantages
-from a3c.core.rollout import Rollout
+from a3c.core.rollout import Rollout, as_tensors
 
 
 def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
@@ -23,7 +23,7 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
     # on a GPU; the rollout is always in CPU memory).
     device = net.device
     logprobs, entropy, values = net.evaluate_actions(
-        torch.from_numpy(rollout.obs).to(device), torch.from_numpy(rollout.actions).to(device),
+        as_tensors(rollout.obs, device), torch.from_numpy(rollout.actions).to(device),
         rollout.initial_state, torch.from_numpy(rollout.resets()).to(device))
     loss = actor_critic_loss(
         logprobs, entropy, values,

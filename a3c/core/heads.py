@@ -39,6 +39,59 @@ class CategoricalHead(nn.Module):
         return logp, entropy
 
 
+class MultiCategoricalHead(nn.Module):
+    """MultiDiscrete actions: one categorical per component, chosen independently; one linear layer
+    gives every component's logits. log pi(a|s) and the entropy are the sums over components."""
+
+    def __init__(self, in_dim: int, nvec: tuple[int, ...]):
+        super().__init__()
+        self.nvec = [int(n) for n in nvec]
+        self.linear = nn.Linear(in_dim, sum(self.nvec))
+        nn.init.orthogonal_(self.linear.weight, 0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return F.linear(h, self.linear.weight, self.linear.bias)
+
+    def sample(self, logits: Tensor, deterministic: bool) -> Tensor:
+        """Actions [B, components] (int64)."""
+        return torch.stack([CategoricalHead.sample(part, deterministic)
+                            for part in logits.split(self.nvec, -1)], -1)
+
+    def log_prob_entropy(self, logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        logp, entropy = 0, 0
+        for i, part in enumerate(logits.split(self.nvec, -1)):
+            part_logp, part_entropy = CategoricalHead.log_prob_entropy(part, actions[..., i])
+            logp, entropy = logp + part_logp, entropy + part_entropy
+        return logp, entropy
+
+
+class BernoulliHead(nn.Module):
+    """MultiBinary actions: one Bernoulli per bit, on a logit each; actions are 0.0 or 1.0."""
+
+    def __init__(self, in_dim: int, n: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, n)
+        nn.init.orthogonal_(self.linear.weight, 0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return F.linear(h, self.linear.weight, self.linear.bias)
+
+    @staticmethod
+    def sample(logits: Tensor, deterministic: bool) -> Tensor:
+        if deterministic:
+            return (logits > 0).to(logits.dtype)
+        return (torch.rand_like(logits) < torch.sigmoid(logits)).to(logits.dtype)
+
+    @staticmethod
+    def log_prob_entropy(logits: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """log p(a) = a log sigmoid(l) + (1 - a) log sigmoid(-l); H = softplus(l) - l sigmoid(l)."""
+        logp = actions * F.logsigmoid(logits) + (1.0 - actions) * F.logsigmoid(-logits)
+        entropy = F.softplus(logits) - logits * torch.sigmoid(logits)
+        return logp.sum(-1), entropy.sum(-1)
+
+
 def _gaussian_log_prob_entropy(mean: Tensor, variance: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     logp = -0.5 * ((actions - mean) ** 2 / variance + variance.log() + _LOG_2PI)
     entropy = 0.5 * (variance.log() + _LOG_2PI + 1.0)

@@ -4,14 +4,15 @@ Every network answers ``act(obs, state) -> actions, values, state`` and, for the
 ``evaluate_actions(obs, actions, state, resets)`` over a [T, N] rollout. The core between torso and
 heads is where feed-forward and recurrent networks differ, and nowhere else: a feed-forward core
 passes features through with the state None; the LSTM core (the A3C paper's LSTM agent) carries
-(h, c) from step to step.
+(h, c) from step to step. Observations are a tensor, or a dict of tensors by part for Dict and
+Tuple spaces (a3c.spaces); the torso (a3c.core.torsos) makes one feature vector of either.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -20,157 +21,199 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from a3c.config import CORES, TORSOS
-from a3c.core.heads import CategoricalHead, GaussianHead, StateDependentNoiseHead
+from a3c.config import ACTIVATIONS, CORES, TORSOS
+from a3c.core.heads import (
+    BernoulliHead,
+    CategoricalHead,
+    GaussianHead,
+    MultiCategoricalHead,
+    StateDependentNoiseHead,
+)
 from a3c.core.normalization import ObsNormalizer
-from a3c.errors import CheckpointError, ConfigError
-
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
-
-# Convolutional torsos as (filters, kernel, stride) per layer, then the hidden layer's width.
-CONV_LAYERS = {
-    # Mnih et al. 2016 (A3C), after Mnih et al. 2013: 16 8x8/4, 32 4x4/2, 256 hidden.
-    "a3c-conv": (((16, 8, 4), (32, 4, 2)), 256),
-    # Mnih et al. 2015 (Nature DQN): 32 8x8/4, 64 4x4/2, 64 3x3/1, 512 hidden.
-    "nature-conv": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512),
-}
+from a3c.core.torsos import (
+    CONV_LAYERS,
+    MLP,
+    ConvTorso,
+    Normalize,
+    Observation,
+    PartsTorso,
+    UserTorso,
+    box_values,
+    conv_takes,
+    smallest_image,
+)
+from a3c.errors import A3CWarning, CheckpointError, ConfigError
+from a3c.references import is_reference, resolve
+from a3c.spaces import ACTION_KINDS, ObsPart, action_spec, observation_parts, split_observation
 
 State = tuple[Tensor, Tensor] | None  # the LSTM core's (h, c), each [N, core_size]; None: no memory
 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """What it takes to rebuild a network without its environment: saved in every checkpoint."""
+    """What it takes to rebuild a network without its environment: saved in every checkpoint.
 
-    obs_dim: int  # flat size of an observation
-    action_kind: str  # "discrete" | "box"
-    action_dim: int  # number of actions, or the Box's dimension
+    The fields up to log_std_init are those of checkpoint formats 1 and 2, whose specs describe
+    one Box observation by obs_dim and obs_shape; obs_parts then holds that one part.
+    """
+
+    obs_dim: int  # numbers in one observation, all parts together
+    action_kind: str  # "discrete" | "box" | "multi_discrete" | "multi_binary"
+    action_dim: int  # number of actions (discrete), else numbers in one action
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     shared_torso: bool = True
-    obs_shape: tuple[int, ...] = ()  # [C, H, W] of image observations; () for flat vectors
-    torso: str = "mlp"  # "mlp" | "a3c-conv" | "nature-conv"
+    obs_shape: tuple[int, ...] = ()  # the shape of an observation that is one image; () otherwise
+    torso: str = "mlp"  # "mlp" | "a3c-conv" | "nature-conv" | a user's class as "module:Class"
     core: str = "none"  # "none" | "lstm"
     core_size: int = 256
-    obs_norm: bool = False  # running mean/std normalisation of (vector) observations
+    obs_norm: bool = False  # running mean/std normalisation of the Box (vector) parts
     use_sde: bool = False  # Box actions: state-dependent exploration (StateDependentNoiseHead)
     log_std_init: float = -2.0  # use_sde: the initial log sigma of its noise weights
+    obs_parts: tuple[ObsPart, ...] = ()  # the observation's parts (a3c.spaces); () = from obs_dim/shape
+    action_nvec: tuple[int, ...] = ()  # multi_discrete: values of each component
+    conv_hidden: int = 0  # conv torsos' hidden width; 0: the published one (256 or 512)
+    conv_activation: str = "relu"
+    policy_sizes: tuple[int, ...] = ()  # layers between the core and the policy head
+    value_sizes: tuple[int, ...] = ()  # layers between the core (or value torso) and the value head
+    head_activation: str = "tanh"
+    torso_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)  # a user's torso's
+
+    def __post_init__(self) -> None:
+        """Fill obs_parts for a spec of formats 1 and 2, and check what a network is built from."""
+        if not self.obs_parts:
+            part = (ObsPart("", "image", tuple(self.obs_shape), "uint8") if self.obs_shape
+                    else ObsPart("", "box", (self.obs_dim,), "float32"))
+            object.__setattr__(self, "obs_parts", (part,))
+        for part in self.obs_parts:
+            part.validate()
+        if not isinstance(self.obs_dim, int) or self.obs_dim != sum(p.size for p in self.obs_parts):
+            raise ValueError(f"obs_dim {self.obs_dim!r} is not the size of the observation's parts")
+        if self.action_kind not in ACTION_KINDS:
+            raise ValueError(f"unknown action kind {self.action_kind!r}")
+        if self.action_kind == "multi_discrete" and len(self.action_nvec) != self.action_dim:
+            raise ValueError("multi_discrete actions need a number of values for each component")
+        if not (self.torso in TORSOS or is_reference(self.torso)) or self.torso == "auto":
+            raise ValueError(f"unknown torso {self.torso!r}")
+        for name in ("activation", "conv_activation", "head_activation"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}")
+
+    @property
+    def user_torso(self) -> bool:
+        """The torso is a user's class, named by reference."""
+        return is_reference(self.torso)
 
     @classmethod
     def from_spaces(cls, obs_space: gym.Space, act_space: gym.Space, torso: str = "auto",
                     **options: Any) -> NetworkSpec:
-        """The spec for these spaces; torso 'auto' is the MLP for vectors, the A3C conv for images."""
-        if isinstance(act_space, gym.spaces.Discrete):
-            kind, dim = "discrete", int(act_space.n)
-        else:
-            kind, dim = "box", int(act_space.shape[0])
-        shape = tuple(int(n) for n in obs_space.shape)
-        image = len(shape) == 3
+        """The spec for these spaces (EnvError for spaces the networks do not take).
+
+        torso 'auto': the A3C conv torso for the images it takes, everything else through the MLP.
+        obs_norm normalises the Box parts of an observation only: a warning names the parts it
+        skips, and says so when there are none.
+        """
+        parts = observation_parts(obs_space)
+        action = action_spec(act_space)
+        images = [p for p in parts if p.kind == "image"]
         if torso == "auto":
-            torso = "a3c-conv" if image else "mlp"
-        if torso not in TORSOS:
-            raise ConfigError(f"unknown torso {torso!r}; choose from {', '.join(TORSOS)}")
-        if image and torso == "mlp":
-            raise ConfigError(
-                f"observations are images of shape {shape}, which the MLP torso does not take; "
-                "choose torso a3c-conv, nature-conv or auto")
-        if not image and torso != "mlp":
-            raise ConfigError(
-                f"torso {torso} takes image stacks [C, H, W], but observations have shape {shape}; "
-                "choose torso mlp or auto")
-        if image and options.get("obs_norm"):
-            raise ConfigError("obs_norm normalises vector observations; images are scaled from "
-                              "bytes by the conv torso: turn obs_norm off")
+            torso = "a3c-conv" if any(conv_takes(p, "a3c-conv") for p in images) else "mlp"
+        elif torso in CONV_LAYERS:
+            if not images:
+                raise ConfigError(
+                    f"torso {torso} takes images ([C, H, W] or [H, W, C]), but the observation space "
+                    f"{obs_space} has none; choose torso mlp or auto")
+            small = [p for p in images if not conv_takes(p, torso)]
+            if small:
+                n = smallest_image(torso)
+                raise ConfigError(
+                    f"images of shape {small[0].shape} are too small for the {torso} torso, which takes "
+                    f"at least {n}x{n} pixels; choose torso mlp (or auto) to flatten them")
+        elif not (torso in TORSOS or is_reference(torso)):
+            raise ConfigError(f"unknown torso {torso!r}; choose from {', '.join(TORSOS)}, or name your "
+                              "own nn.Module class as module:Class")
+        if options.get("torso_kwargs") and not is_reference(torso):
+            raise ConfigError(f"torso_kwargs are the arguments of your own torso class; the built-in "
+                              f"torso {torso} takes hidden_sizes, activation, conv_hidden instead")
         core = options.get("core", "none")
         if core not in CORES:
             raise ConfigError(f"unknown core {core!r}; choose from {', '.join(CORES)}")
-        if options.get("use_sde") and kind != "box":
+        if options.get("use_sde") and action.kind != "box":
             raise ConfigError(f"use_sde explores continuous (Box) actions; this env's are {act_space}")
         if core != "none" and not options.get("shared_torso", True):
             raise ConfigError("an LSTM core sits between one shared torso and the heads: "
                               "use shared_torso true with core lstm")
-        return cls(obs_dim=int(np.prod(shape)), action_kind=kind, action_dim=dim,
-                   obs_shape=shape if image else (), torso=torso, **options)
+        if options.get("obs_norm"):
+            options["obs_norm"] = _obs_norm_applies(parts, obs_space)
+        single_image = len(parts) == 1 and parts[0].kind == "image"
+        return cls(obs_dim=sum(p.size for p in parts), action_kind=action.kind, action_dim=action.dim,
+                   action_nvec=action.nvec, obs_shape=parts[0].shape if single_image else (),
+                   torso=torso, obs_parts=parts, **options)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
-        d["obs_shape"] = list(self.obs_shape)
+        for name in ("hidden_sizes", "obs_shape", "action_nvec", "policy_sizes", "value_sizes"):
+            d[name] = list(d[name])
+        d["obs_parts"] = [p.to_dict() for p in self.obs_parts]
+        d["torso_kwargs"] = dict(self.torso_kwargs)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
-        """Also reads the specs of format-1 checkpoints, which had only the MLP fields."""
+        """Also reads the specs of format-1 and 2 checkpoints, which had neither parts nor heads."""
         try:
-            return cls(**{**data, "hidden_sizes": tuple(data["hidden_sizes"]),
-                          "obs_shape": tuple(data.get("obs_shape", ()))})
-        except (TypeError, KeyError) as exc:
+            values = dict(data)
+            for name in ("hidden_sizes", "obs_shape", "action_nvec", "policy_sizes", "value_sizes"):
+                if name in values:
+                    values[name] = tuple(values[name])
+            values["obs_parts"] = tuple(ObsPart.from_dict(p) for p in values.get("obs_parts", ()))
+            if not isinstance(values.get("torso_kwargs", {}), dict):
+                raise TypeError("torso_kwargs must be an object")
+            return cls(**values)
+        except (TypeError, KeyError, ValueError) as exc:
             raise CheckpointError(f"network description is malformed: {exc}") from None
+
+
+_NOT_NORMALISED = {"image": "images are scaled from bytes", "discrete": "one-hot",
+                   "multi_discrete": "one-hot", "multi_binary": "0 or 1 already"}
+
+
+def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space) -> bool:
+    """obs_norm over these parts: True if any is a Box; a warning for each part it skips."""
+    skipped = [f"{p.key or 'the observation'} ({p.kind}: {_NOT_NORMALISED[p.kind]})"
+               for p in parts if p.kind != "box"]
+    if len(skipped) == len(parts):
+        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and {space} has no "
+                      f"Box part: {', '.join(skipped)}", A3CWarning, stacklevel=3)
+        return False
+    if skipped:
+        boxes = ", ".join(p.key for p in parts if p.kind == "box")
+        warnings.warn(f"obs_norm normalises the Box parts {boxes} only; not {', '.join(skipped)}",
+                      A3CWarning, stacklevel=3)
+    return True
 
 
 # --- torsos -------------------------------------------------------------------------------------
 
-class MLP(nn.Module):
-    """Fully connected torso, called layer by layer: nn.Sequential's dispatch shows at batch 1."""
-
-    def __init__(self, in_dim: int, hidden_sizes: tuple[int, ...], activation: str):
-        super().__init__()
-        sizes = (in_dim, *hidden_sizes)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        self.activation = _ACTIVATIONS[activation]
-        for layer in self.layers:
-            nn.init.orthogonal_(layer.weight, math.sqrt(2))
-            nn.init.zeros_(layer.bias)
-        # Parameters are updated in place (pull, load_state_dict), so these references stay valid.
-        self._weights = [(layer.weight, layer.bias) for layer in self.layers]
-
-    def forward(self, x: Tensor) -> Tensor:
-        for weight, bias in self._weights:
-            x = self.activation(F.linear(x, weight, bias))
-        return x
+def _fast_vector(spec: NetworkSpec) -> bool:
+    """One float32 vector: the MLP on it directly, as in every checkpoint of formats 1 and 2."""
+    (part,) = spec.obs_parts if len(spec.obs_parts) == 1 else (None,)
+    return part is not None and part.kind == "box" and len(part.shape) == 1 and part.dtype == "float32"
 
 
-class ConvTorso(nn.Module):
-    """Convolutions over a stack of frames, then one hidden layer; bytes are scaled to [0, 1] here.
-
-    Observations stay uint8 in rollouts (a quarter of the memory of float32) until this forward.
-    """
-
-    def __init__(self, obs_shape: tuple[int, ...], kind: str):
-        super().__init__()
-        layers, hidden = CONV_LAYERS[kind]
-        channels, height, width = obs_shape
-        convs = []
-        for filters, kernel, stride in layers:
-            convs.append(nn.Conv2d(channels, filters, kernel, stride))
-            channels = filters
-            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
-        if height <= 0 or width <= 0:
-            raise ConfigError(f"images of shape {obs_shape} are too small for the {kind} torso")
-        self.convs = nn.ModuleList(convs)
-        self.hidden = nn.Linear(channels * height * width, hidden)
-        self.out_dim = hidden
-        for layer in (*self.convs, self.hidden):
-            nn.init.orthogonal_(layer.weight, math.sqrt(2))
-            nn.init.zeros_(layer.bias)
-        self._convs = [(c.weight, c.bias, c.stride) for c in self.convs]
-        self._hidden = (self.hidden.weight, self.hidden.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x
-        for weight, bias, stride in self._convs:
-            x = torch.relu(F.conv2d(x, weight, bias, stride))
-        return torch.relu(F.linear(x.flatten(1), *self._hidden))
-
-
-def make_torso(spec: NetworkSpec) -> nn.Module:
-    if spec.torso == "mlp":
-        return MLP(spec.obs_dim, spec.hidden_sizes, spec.activation)
-    return ConvTorso(spec.obs_shape, spec.torso)
-
-
-def torso_width(spec: NetworkSpec) -> int:
-    return spec.hidden_sizes[-1] if spec.torso == "mlp" else CONV_LAYERS[spec.torso][1]
+def make_torso(spec: NetworkSpec, normalize: Normalize | None, trust_code: bool) -> nn.Module:
+    """The torso the spec describes; a user's class is imported only if trust_code (a3c.references)."""
+    parts = spec.obs_parts
+    if spec.user_torso:
+        cls = resolve(spec.torso, "the network's torso", trust_code, ConfigError)
+        return UserTorso(cls, dict(spec.torso_kwargs), parts, spec.torso, normalize)
+    if len(parts) == 1 and conv_takes(parts[0], spec.torso):
+        return ConvTorso(parts[0].shape, spec.torso, spec.conv_hidden, spec.conv_activation,
+                         parts[0].channels_last)
+    if _fast_vector(spec):
+        return MLP(parts[0].size, spec.hidden_sizes, spec.activation)
+    return PartsTorso(parts, spec.torso, spec.hidden_sizes, spec.activation, spec.conv_hidden,
+                      spec.conv_activation, normalize)
 
 
 # --- cores ----------------------------------------------------------------------------------------
@@ -253,46 +296,80 @@ def _normalized(norm: Any, features: Any, x: Tensor) -> Tensor:
     return features(norm(x))  # a module-level function: workers receive the network by pickle
 
 
+def _chained(first: Any, second: Any, x: Tensor) -> Any:
+    return second(first(x))
+
+
+def _time_flat(obs: Observation) -> Observation:
+    """[T, N, ...] to [T*N, ...], for each part of a structured observation."""
+    if isinstance(obs, dict):
+        return {k: v.flatten(0, 1) for k, v in obs.items()}
+    return obs.flatten(0, 1)
+
+
 class ActorCritic(nn.Module):
     """pi(a|s; theta) and V(s; phi) over shared features (or separate torsos).
 
-    torso (MLP | conv) -> core (feed-forward | LSTM) -> policy head (Categorical | Gaussian | gSDE)
-    + value head. The built-in torsos and heads are called through plain references to their
-    weights, not nn.Module dispatch: at batch 1 (an A3C worker with one env) dispatch would cost
-    more than the arithmetic.
+    torso (MLP | conv | parts | the user's) -> core (feed-forward | LSTM) -> [hidden layers] ->
+    policy head (Categorical | Gaussian | gSDE | multi-categorical | Bernoulli) + value head. The
+    built-in torsos and heads are called through plain references to their weights, not nn.Module
+    dispatch: at batch 1 (an A3C worker with one env) dispatch would cost more than the arithmetic.
+
+    trust_code: a spec naming a user's torso class ('module:Class') imports its module only if
+    True (a3c.references); give it where the caller trusts where the spec came from.
     """
 
-    def __init__(self, spec: NetworkSpec):
+    def __init__(self, spec: NetworkSpec, trust_code: bool = False):
         super().__init__()
         self.spec = spec
-        self.normalizer = ObsNormalizer(spec.obs_dim) if spec.obs_norm else None
-        self.torso = make_torso(spec)
+        box_size = sum(p.size for p in spec.obs_parts if p.kind == "box")
+        self.normalizer = ObsNormalizer(box_size) if spec.obs_norm and box_size else None
+        fast = _fast_vector(spec)
+        normalize = None if self.normalizer is None or fast else self.normalizer.forward
+        self.torso = make_torso(spec, normalize, trust_code)
         shared = spec.shared_torso
-        self.value_torso = None if shared else make_torso(spec)
-        width = torso_width(spec)
+        self.value_torso = None if shared else make_torso(spec, normalize, trust_code)
+        width = self.torso.out_dim
         if spec.core == "lstm":
             self.core: FeedForwardCore | LSTMCore = LSTMCore(width, spec.core_size)
             width = spec.core_size
         else:
             self.core = FeedForwardCore()
-        if spec.action_kind == "discrete":
+        value_width = width if shared else self.value_torso.out_dim
+        act = spec.head_activation
+        self.policy_hidden = MLP(width, spec.policy_sizes, act) if spec.policy_sizes else None
+        self.value_hidden = MLP(value_width, spec.value_sizes, act) if spec.value_sizes else None
+        width = self.policy_hidden.out_dim if self.policy_hidden is not None else width
+        value_width = self.value_hidden.out_dim if self.value_hidden is not None else value_width
+        kind = spec.action_kind
+        if kind == "discrete":
             self.policy: nn.Module = CategoricalHead(width, spec.action_dim)
+        elif kind == "multi_discrete":
+            self.policy = MultiCategoricalHead(width, spec.action_nvec)
+        elif kind == "multi_binary":
+            self.policy = BernoulliHead(width, spec.action_dim)
         elif spec.use_sde:
             self.policy = StateDependentNoiseHead(width, spec.action_dim, spec.log_std_init)
         else:
             self.policy = GaussianHead(width, spec.action_dim)
-        self.value_head = nn.Linear(width, 1)
+        self.value_head = nn.Linear(value_width, 1)
         nn.init.orthogonal_(self.value_head.weight, 1.0)
         nn.init.zeros_(self.value_head.bias)
-        self._policy_features = self.torso.forward
-        self._value_features = None if shared else self.value_torso.forward
-        if self.normalizer is not None:
+        # A user's torso goes through nn.Module.__call__ (its hooks, its forward); ours do not.
+        features = self.torso.__call__ if spec.user_torso else self.torso.forward
+        self._policy_features = features
+        self._value_features = None if shared else (
+            self.value_torso.__call__ if spec.user_torso else self.value_torso.forward)
+        if self.normalizer is not None and fast:
             norm = self.normalizer.forward
             self._policy_features = functools.partial(_normalized, norm, self._policy_features)
             if self._value_features is not None:
                 self._value_features = functools.partial(_normalized, norm, self._value_features)
         self._core_step = self.core.step
         self._policy_params = self.policy.forward
+        if self.policy_hidden is not None:
+            self._policy_params = functools.partial(_chained, self.policy_hidden.forward, self.policy.forward)
+        self._value_hidden = None if self.value_hidden is None else self.value_hidden.forward
         self._value_wb = (self.value_head.weight, self.value_head.bias)
 
     @property
@@ -325,22 +402,28 @@ class ActorCritic(nn.Module):
         """The state of one env of the batch, as a batch of one."""
         return self.core.select(state, index)
 
-    def forward(self, obs: Tensor, state: State = None) -> tuple[Any, Tensor, State]:
+    def forward(self, obs: Observation, state: State = None) -> tuple[Any, Tensor, State]:
         """Distribution parameters, V(s) and the next state for a batch of observations."""
         h, state = self._core_step(self._policy_features(obs), state)
         hv = h if self._value_features is None else self._value_features(obs)
+        if self._value_hidden is not None:
+            hv = self._value_hidden(hv)
         return self._policy_params(h), F.linear(hv, *self._value_wb).squeeze(-1), state
 
-    def act(self, obs: Tensor, state: State = None, deterministic: bool = False
+    def act(self, obs: Observation, state: State = None, deterministic: bool = False
             ) -> tuple[Tensor, Tensor, State]:
-        """Sample actions (unclipped for Box spaces), V(s) and the next state; call under no_grad."""
+        """Sample actions (unclipped for Box spaces), V(s) and the next state; call under no_grad.
+
+        Actions: int64 [B] (discrete), float32 [B, dim] (box), int64 [B, dim] (multi_discrete),
+        float32 0/1 [B, dim] (multi_binary); a3c.spaces.action_converter makes them the env's.
+        """
         params, value, state = self.forward(obs, state)
         return self.policy.sample(params, deterministic), value, state
 
-    def value(self, obs: Tensor, state: State = None) -> Tensor:
+    def value(self, obs: Observation, state: State = None) -> Tensor:
         return self.forward(obs, state)[1]
 
-    def evaluate_actions(self, obs: Tensor, actions: Tensor, state: State, resets: Tensor
+    def evaluate_actions(self, obs: Observation, actions: Tensor, state: State, resets: Tensor
                          ) -> tuple[Tensor, Tensor, Tensor]:
         """log pi(a|s), H(pi(.|s)) and V(s) over a [T, N, ...] rollout, with autograd, for the loss.
 
@@ -350,12 +433,49 @@ class ActorCritic(nn.Module):
         time-major.
         """
         T, N = resets.shape
-        flat_obs = obs.flatten(0, 1)
+        flat_obs = _time_flat(obs)
         features = self._policy_features(flat_obs)
-        h = self.core.sequence(features.view(T, N, -1), state, resets)
+        h = self.core.sequence(features.reshape(T, N, -1), state, resets)
         hv = h if self._value_features is None else self._value_features(flat_obs)
+        if self._value_hidden is not None:
+            hv = self._value_hidden(hv)
         logp, entropy = self.policy.log_prob_entropy(self._policy_params(h), actions.flatten(0, 1))
         return logp, entropy, F.linear(hv, *self._value_wb).squeeze(-1)
+
+    def observation_batch(self, observation: Any) -> tuple[Observation, bool]:
+        """One observation as the env gives it, or a batch of them as a vector env gives them (a
+        dict of arrays [B, ...] for a Dict space, a tuple of them for a Tuple space), as this
+        network's input on its device: (tensors, True if it was one observation)."""
+        parts = self.spec.obs_parts
+        try:
+            values = split_observation(observation, parts)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the observation does not have the parts {[p.key for p in parts]} of "
+                              f"this network's observation space: {type(exc).__name__}: {exc}") from None
+        values = values if isinstance(values, dict) else {"": values}
+        arrays, single = {}, None
+        for part in parts:
+            array = np.asarray(values[part.key], dtype=part.dtype)
+            one = array.shape == part.shape
+            if not one and (array.ndim == 0 or array.shape[1:] != part.shape):
+                where = f" part {part.key!r}" if part.key else ""
+                raise ConfigError(f"observation{where} shape {array.shape} does not match {part.shape} "
+                                  f"(one observation) or [batch, {', '.join(map(str, part.shape))}]")
+            if single is not None and one != single:
+                raise ConfigError("some parts of the observation are one observation, others a batch")
+            single = one
+            arrays[part.key] = array[None] if one else array
+        tensors = {k: torch.as_tensor(a, device=self.device) for k, a in arrays.items()}
+        return (tensors[""] if "" in tensors else tensors), bool(single)
+
+    def observe(self, obs: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Merge a rollout's observations [T, N, ...] into the obs_norm statistics, if kept; a batch
+        holding NaN or inf is left out, as it would poison them for good."""
+        if self.normalizer is None:
+            return
+        values = box_values(obs, self.spec.obs_parts)
+        if np.isfinite(values).all():
+            self.normalizer.update(torch.from_numpy(values))
 
     def share_statistics(self, other: ActorCritic) -> None:
         """Use other's observation statistics (in shared memory) instead of our own copy."""

@@ -11,13 +11,36 @@ import torch
 
 from a3c.core.messages import Episode
 from a3c.core.networks import ActorCritic, State, clone_state
+from a3c.core.torsos import Observation
+from a3c.spaces import action_converter, action_spec, batch_of_one, observation_parts, split_observation
+
+Observations = np.ndarray | dict[str, np.ndarray]  # [T, N, ...] or [N, ...]: one array, or one per part
+
+
+def observation_buffer(T: int, N: int, space: gym.Space) -> Observations:
+    """Zeros [T, N, ...] for an observation space: one array, or a dict of one per part (Dict and
+    Tuple spaces, a3c.spaces), each of its part's dtype."""
+    parts = observation_parts(space)
+    if len(parts) == 1 and parts[0].key == "":
+        return np.zeros((T, N, *parts[0].shape), dtype=parts[0].dtype)
+    return {p.key: np.zeros((T, N, *p.shape), dtype=p.dtype) for p in parts}
+
+
+def as_tensors(obs: Observations, device: torch.device) -> Observation:
+    if isinstance(obs, dict):
+        return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
+    return torch.from_numpy(obs).to(device)
 
 
 @dataclass
 class Rollout:
-    """Time-major buffers [T, N, ...], reused between rollouts to keep the hot path allocation-free."""
+    """Time-major buffers [T, N, ...], reused between rollouts to keep the hot path allocation-free.
 
-    obs: np.ndarray
+    obs is one array, or a dict of arrays by part for Dict and Tuple observation spaces; actions
+    are the network's (a3c.core.networks.ActorCritic.act), not yet the env's.
+    """
+
+    obs: Observations
     actions: np.ndarray
     rewards: np.ndarray
     values: np.ndarray
@@ -30,10 +53,12 @@ class Rollout:
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
         N = envs.num_envs
-        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        action = action_spec(envs.single_action_space)
+        integer = action.kind in ("discrete", "multi_discrete")
         return cls(
-            obs=np.zeros((T, N, *obs_space.shape), dtype=obs_space.dtype),
-            actions=np.zeros((T, N, *act_space.shape), dtype=np.float32 if act_space.shape else np.int64),
+            obs=observation_buffer(T, N, envs.single_observation_space),
+            actions=np.zeros((T, N) if action.kind == "discrete" else (T, N, action.dim),
+                             dtype=np.int64 if integer else np.float32),
             rewards=np.zeros((T, N), dtype=np.float32),
             values=np.zeros((T, N), dtype=np.float32),
             next_values=np.zeros((T, N), dtype=np.float32),
@@ -64,10 +89,14 @@ class RolloutCollector:
         self.envs = envs
         self.rollout = Rollout.empty(n_steps, envs)
         self._final_values = np.zeros_like(self.rollout.values)  # V(final obs) where an episode ended
-        self.obs, _ = envs.reset(seed=seed)
-        space = envs.single_action_space
-        self.clip = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
+        self.parts = observation_parts(envs.single_observation_space)
+        self.structured = isinstance(self.rollout.obs, dict)
+        self.obs = self._observation(envs.reset(seed=seed)[0])
+        self.to_env = action_converter(envs.single_action_space)  # None: the network's actions are the env's
         self.state: State = None
+
+    def _observation(self, obs: object) -> Observations:
+        return split_observation(obs, self.parts) if self.structured else obs
 
     @torch.no_grad()
     def collect(self, net: ActorCritic) -> Rollout:
@@ -77,7 +106,7 @@ class RolloutCollector:
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
-        to_net, to_numpy = _converters(net)
+        to_net, to_numpy = _converters(net, self.structured)
         for t in range(len(r.rewards)):
             actions, values, self.state = net.act(to_net(self.obs), self.state)
             self._step(t, to_numpy(actions), to_numpy(values), net)
@@ -89,18 +118,22 @@ class RolloutCollector:
             r.next_values[ended_at] = self._final_values[ended_at]
         if ends[-1].any():
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
-        if net.normalizer is not None and np.isfinite(r.obs).all():  # a NaN would poison them for good
-            net.normalizer.update(torch.from_numpy(r.obs))
+        net.observe(r.obs)  # obs_norm's statistics, if kept
         return r
 
     def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
         """Record step t's observation, action and value, step the envs, record what came back."""
         r = self.rollout
-        r.obs[t] = self.obs
+        if self.structured:
+            for key, buffer in r.obs.items():
+                buffer[t] = self.obs[key]
+        else:
+            r.obs[t] = self.obs
         r.actions[t] = actions
         r.values[t] = values
-        env_actions = actions if self.clip is None else np.clip(actions, *self.clip)
-        self.obs, r.rewards[t], r.terminated[t], r.truncated[t], info = self.envs.step(env_actions)
+        env_actions = actions if self.to_env is None else self.to_env(actions)
+        obs, r.rewards[t], r.terminated[t], r.truncated[t], info = self.envs.step(env_actions)
+        self.obs = split_observation(obs, self.parts) if self.structured else obs
         if t > 0:
             r.next_values[t - 1] = r.values[t]
         if "final_obs" in info:
@@ -113,8 +146,7 @@ class RolloutCollector:
             # A truncated episode bootstraps from its final observation's value, which continues
             # the episode's own state; a terminal one from 0.
             if r.truncated[t, i] and not r.terminated[t, i]:
-                final = torch.as_tensor(np.asarray(info["final_obs"][i], dtype=r.obs.dtype),
-                                        device=net.device)[None]
+                final = self._final_observation(info["final_obs"][i], net.device)
                 self._final_values[t, i] = net.value(final, net.state_at(self.state, i)).item()
             else:
                 self._final_values[t, i] = 0.0
@@ -126,11 +158,24 @@ class RolloutCollector:
                 r.episodes.append(Episode(int(i), float(stats["r"][i]), int(stats["l"][i])))
 
 
+    def _final_observation(self, obs: object, device: torch.device) -> Observation:
+        """One env's last observation of an episode, as a batch of one for the network."""
+        r = self.rollout
+        if isinstance(r.obs, dict):
+            parts = split_observation(obs, self.parts)
+            batch = batch_of_one({k: np.asarray(v, dtype=r.obs[k].dtype) for k, v in parts.items()})
+        else:
+            batch = batch_of_one(np.asarray(obs, dtype=r.obs.dtype))
+        return as_tensors(batch, device)
+
+
 def _converters(
-    net: ActorCritic,
-) -> tuple[Callable[[np.ndarray], torch.Tensor], Callable[[torch.Tensor], np.ndarray]]:
+    net: ActorCritic, structured: bool,
+) -> tuple[Callable[[Observations], Observation], Callable[[torch.Tensor], np.ndarray]]:
     """NumPy to the net's device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
     device = net.device
+    if structured:
+        return (lambda obs: as_tensors(obs, device)), (lambda t: t.cpu().numpy())
     if device.type == "cpu":
         return torch.from_numpy, torch.Tensor.numpy
     return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())

@@ -15,8 +15,7 @@ from gymnasium.vector import AutoresetMode
 from a3c.config import Config
 from a3c.envs import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
 from a3c.errors import EnvError
-
-MIN_IMAGE_SIZE = 20  # the smallest frame the A3C paper's conv torso takes
+from a3c.spaces import check_spaces
 
 
 def _import_prefix(env_id: str) -> str:
@@ -56,7 +55,7 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
         raise EnvError(_missing_package(env_id, spec, exc)) from None
     check_spaces(env.observation_space, env.action_space, env_id)
     space = env.observation_space
-    if len(space.shape) == 1 and space.dtype != np.float32:
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.dtype != np.float32:
         with warnings.catch_warnings():  # bounds lose precision in float32: fine for observations
             warnings.simplefilter("ignore", UserWarning)
             env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; nets take float32
@@ -90,34 +89,6 @@ def _missing_package(env_id: str, spec: EnvSpec | None, exc: Exception) -> str:
     return f"env {env_id!r} needs a package that is not installed: {exc}"
 
 
-def check_spaces(obs_space: gym.Space, act_space: gym.Space, env_id: str = "env") -> None:
-    """Raise EnvError unless the networks support these spaces."""
-    if not isinstance(obs_space, gym.spaces.Box):
-        raise EnvError(
-            f"{env_id}: observation space {obs_space} is not supported; "
-            "the networks take a Box observation (a vector, or a stack of images)"
-        )
-    if len(obs_space.shape) not in (1, 3):
-        raise EnvError(
-            f"{env_id}: observation shape {obs_space.shape} is not supported; "
-            "the networks take flat vectors (MLP torso) or image stacks [C, H, W] (conv torsos)"
-        )
-    if len(obs_space.shape) == 3 and min(obs_space.shape[1:]) < MIN_IMAGE_SIZE:
-        raise EnvError(
-            f"{env_id}: observation shape {obs_space.shape} is not supported; images must be "
-            f"channel-first [C, H, W] with H and W at least {MIN_IMAGE_SIZE} for the conv torsos"
-        )
-    if isinstance(act_space, gym.spaces.Discrete):
-        return
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
-        if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
-            raise EnvError(f"{env_id}: continuous actions need finite bounds, got {act_space}")
-        return
-    raise EnvError(
-        f"{env_id}: action space {act_space} is not supported; use Discrete or a 1-D Box"
-    )
-
-
 def reward_threshold(env_id: str) -> float | None:
     """The env's registered 'solved' return, if it has one."""
     try:
@@ -138,12 +109,14 @@ class SingleEnv:
         self.env = env
         self.single_observation_space = env.observation_space
         self.single_action_space = env.action_space
+        # A Box observation is an array: a view adds the batch axis; other spaces go through _batch.
+        self._box = isinstance(env.observation_space, gym.spaces.Box)
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, seed: int | None = None) -> tuple[Any, dict]:
         obs, info = self.env.reset(seed=seed)
-        return obs[None], info
+        return obs[None] if self._box else _batch(obs), info
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, terminated, truncated, info = self.env.step(actions[0])
         if terminated or truncated:
             final_obs = np.empty(1, dtype=object)
@@ -154,7 +127,7 @@ class SingleEnv:
         else:
             info = {}
         return (
-            obs[None],
+            obs[None] if self._box else _batch(obs),
             np.array([reward], dtype=np.float32),
             np.array([terminated]),
             np.array([truncated]),
@@ -166,6 +139,16 @@ class SingleEnv:
 
 
 _TRUE = np.array([True])
+
+
+def _batch(obs: Any) -> Any:
+    """One observation as a vector env's batch of one: arrays [1, ...], in Dicts and Tuples as they
+    nest (Discrete observations, plain ints, become int64 arrays)."""
+    if isinstance(obs, dict):
+        return {k: _batch(v) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_batch(v) for v in obs)
+    return np.asarray(obs)[None]
 
 
 def _batched(info: dict) -> dict:

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from a3c import spaces
 from a3c.core.networks import ActorCritic
 from a3c.envs import atari
 from a3c.envs.make import make_env
@@ -34,20 +35,35 @@ class EvalResult:
                 "episodes": len(self.returns)}
 
 
+# An evaluation episode of an env without a time limit of its own ends after this many steps: a
+# greedy policy can walk into a wall forever (CliffWalking), and an evaluation must end.
+EPISODE_STEP_LIMIT = 100_000
+
+
 def to_env_action(action: torch.Tensor, space: gym.Space) -> np.ndarray | int:
-    """A network action as the env takes it: an int, or a float array clipped to the Box."""
-    if isinstance(space, gym.spaces.Discrete):
-        return int(action)
-    return np.clip(action.cpu().numpy(), space.low, space.high)
+    """A network action as the env takes it: an int for Discrete, else an array of the space's
+    dtype and shape (a Box's clipped to its bounds)."""
+    return spaces.to_env_action(action.cpu().numpy(), space)
+
+
+def has_time_limit(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return True
+        env = env.env
+    return False
 
 
 @torch.no_grad()
 def evaluate(
     net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool = True, seed: int = 0
 ) -> EvalResult:
-    """Run whole episodes and report the env's own (unshaped) returns."""
+    """Run whole episodes and report the env's own (unshaped) returns.
+
+    An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps.
+    """
     returns, lengths = [], []
-    device = net.device
+    limit = None if has_time_limit(env) else EPISODE_STEP_LIMIT
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
@@ -55,12 +71,12 @@ def evaluate(
         if not deterministic:
             net.new_rollout(1)  # state-dependent exploration: fresh noise for each episode
         while not done:
-            obs_t = torch.as_tensor(obs, device=device)[None]
+            obs_t, _ = net.observation_batch(obs)
             action, _, state = net.act(obs_t, state, deterministic)
             obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0], env.action_space))
             total += float(reward)
             length += 1
-            done = terminated or truncated
+            done = terminated or truncated or length == limit
         returns.append(total)
         lengths.append(length)
     return EvalResult(returns, lengths)

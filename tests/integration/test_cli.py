@@ -20,8 +20,9 @@ def assert_usage_error(result, *words):
 
 @pytest.mark.parametrize("args, words", [
     (["train", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
-    (["train", "Taxi-v4"], ["Taxi-v4", "observation space"]),
-    (["train", "tests.toy_envs:ToyMultiDiscrete-v0"], ["action space"]),
+    (["train", "tests.toy_envs:ToyTextObs-v0"], ["observation space Text(", "supported"]),
+    (["train", "tests.toy_envs:ToyGraphObs-v0"], ["observation space Graph(", "supported"]),
+    (["train", "tests.toy_envs:ToyDictAction-v0"], ["action space Dict(", "supported"]),
     (["train", "CartPole-v1", "--workers", "-1"], ["workers"]),
     (["train", "CartPole-v1", "--total-steps", "0"], ["total_steps"]),
     (["train", "CartPole-v1", "--lr", "abc"], ["--lr", "abc"]),

@@ -30,7 +30,7 @@ def test_defaults_are_valid():
     ("rms_alpha", 1.0), ("rms_eps", 0), ("hidden_sizes", ()), ("hidden_sizes", (64, 0)),
     ("eval_interval", -1), ("eval_episodes", 0), ("final_eval_episodes", -1),
     ("checkpoint_interval", -1), ("log_interval", 0), ("algo", "ppo"), ("optimizer", "sgd"),
-    ("lr_schedule", "cosine"), ("activation", "gelu"), ("gamma", math.nan), ("lr", math.inf),
+    ("lr_schedule", "cosine"), ("activation", "swish"), ("gamma", math.nan), ("lr", math.inf),
     ("seed", -1),
 ])
 def test_bad_values_name_their_field(name, value):

@@ -43,8 +43,12 @@ def test_a3c_conv_is_the_papers():
 def test_auto_torso_and_clear_errors_for_mismatches():
     assert NetworkSpec.from_spaces(*IMAGES).torso == "a3c-conv"
     assert NetworkSpec.from_spaces(*VECTORS).torso == "mlp"
-    with pytest.raises(ConfigError, match="a3c-conv, nature-conv or auto"):
-        NetworkSpec.from_spaces(*IMAGES, torso="mlp")
+    flattened = ActorCritic(NetworkSpec.from_spaces(*IMAGES, torso="mlp", hidden_sizes=(8,)))
+    assert flattened.torso.mlp.layers[0].in_features == 4 * 84 * 84  # images through the MLP, flattened
+    tiny = (gym.spaces.Box(0, 255, (12, 12, 3), np.uint8), gym.spaces.Discrete(2))
+    assert NetworkSpec.from_spaces(*tiny).torso == "mlp"  # auto: too small for the conv torso
+    with pytest.raises(ConfigError, match="too small for the a3c-conv torso, which takes at least 20x20"):
+        NetworkSpec.from_spaces(*tiny, torso="a3c-conv")
     with pytest.raises(ConfigError, match="choose torso mlp or auto"):
         NetworkSpec.from_spaces(*VECTORS, torso="nature-conv")
     with pytest.raises(ConfigError, match="shared_torso"):

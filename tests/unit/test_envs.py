@@ -33,10 +33,11 @@ def test_make_env_records_episode_statistics_and_passes_options():
     ("NoSuchEnv-v0", ["NoSuchEnv-v0"]),
     ("CartPole-v99", ["CartPole-v99"]),
     ("no_such_module_xyz:Thing-v0", ["no_such_module_xyz"]),
-    ("Taxi-v4", ["Taxi-v4", "observation space"]),
-    ("tests.toy_envs:ToyImageObs-v0", ["ToyImageObs-v0", "observation shape"]),
-    ("tests.toy_envs:ToyMultiDiscrete-v0", ["ToyMultiDiscrete-v0", "action space"]),
-    ("tests.toy_envs:ToyDictAction-v0", ["ToyDictAction-v0", "action space"]),
+    ("tests.toy_envs:ToyTextObs-v0", ["ToyTextObs-v0", "observation space Text(", "supported"]),
+    ("tests.toy_envs:ToyGraphObs-v0", ["observation space Graph(", "supported"]),
+    ("tests.toy_envs:ToySequenceObs-v0", ["observation space Sequence(", "supported"]),
+    ("tests.toy_envs:ToyDictWithTextObs-v0", ["part 'name' is Text(", "Dict or Tuple of these"]),
+    ("tests.toy_envs:ToyDictAction-v0", ["ToyDictAction-v0", "action space Dict(", "MultiBinary"]),
     ("tests.toy_envs:ToyUnboundedBox-v0", ["ToyUnboundedBox-v0", "finite bounds"]),
 ])
 def test_unknown_ids_and_unsupported_spaces_are_env_errors(env_id, words):

@@ -190,7 +190,7 @@ def test_a_worker_starting_again_is_counted_as_a_restart_and_skipped_steps_count
 
 
 def test_observation_moments_pushed_by_workers_make_the_global_statistics():
-    spec = NetworkSpec(obs_dim=3, action_kind="continuous", action_dim=1, hidden_sizes=(8, 8),
+    spec = NetworkSpec(obs_dim=3, action_kind="box", action_dim=1, hidden_sizes=(8, 8),
                        shared_torso=False, obs_norm=True)
     config = build_config("Pendulum-v1", hidden_sizes=(8, 8))
     net = ActorCritic(spec)
