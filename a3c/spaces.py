@@ -249,9 +249,17 @@ def action_converter(space: gym.Space) -> Callable[[np.ndarray], np.ndarray] | N
                    f"{SUPPORTED_ACTIONS}")
 
 
+def single_action_converter(space: gym.Space) -> Callable[[np.ndarray], int | np.ndarray]:
+    """From one network action to the env's: an int for Discrete, else an array of the space's
+    dtype and shape; made once for an env, called every step."""
+    if isinstance(space, gym.spaces.Discrete):
+        start = int(space.start)
+        return lambda action: int(action) + start
+    convert = action_converter(space)
+    assert convert is not None
+    return lambda action: convert(np.asarray(action)[None])[0]
+
+
 def to_env_action(action: np.ndarray, space: gym.Space) -> int | np.ndarray:
     """One network action as the env takes it: an int for Discrete, else an array of its dtype."""
-    convert = action_converter(space)
-    batch = np.asarray(action)[None]
-    out = batch if convert is None else convert(batch)
-    return int(out[0]) if isinstance(space, gym.spaces.Discrete) else out[0]
+    return single_action_converter(space)(action)

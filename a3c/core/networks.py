@@ -174,22 +174,26 @@ class NetworkSpec:
             raise CheckpointError(f"network description is malformed: {exc}") from None
 
 
-_NOT_NORMALISED = {"image": "images are scaled from bytes", "discrete": "one-hot",
-                   "multi_discrete": "one-hot", "multi_binary": "0 or 1 already"}
+_NOT_NORMALISED = {"image": "an image, its bytes scaled instead", "discrete": "Discrete, one-hot",
+                   "multi_discrete": "MultiDiscrete, one-hot", "multi_binary": "MultiBinary, 0 or 1 already"}
 
 
 def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space) -> bool:
-    """obs_norm over these parts: True if any is a Box; a warning for each part it skips."""
-    skipped = [f"{p.key or 'the observation'} ({p.kind}: {_NOT_NORMALISED[p.kind]})"
-               for p in parts if p.kind != "box"]
-    if len(skipped) == len(parts):
-        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and {space} has no "
-                      f"Box part: {', '.join(skipped)}", A3CWarning, stacklevel=3)
+    """obs_norm over these parts: True if any is a Box vector; a warning names the parts it skips."""
+    skipped = [p for p in parts if p.kind != "box"]
+    if not skipped:
+        return True
+    if len(parts) == 1:
+        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and {space} is "
+                      f"{_NOT_NORMALISED[parts[0].kind]}", A3CWarning, stacklevel=3)
         return False
-    if skipped:
-        boxes = ", ".join(p.key for p in parts if p.kind == "box")
-        warnings.warn(f"obs_norm normalises the Box parts {boxes} only; not {', '.join(skipped)}",
-                      A3CWarning, stacklevel=3)
+    named = ", ".join(f"{p.key} ({_NOT_NORMALISED[p.kind]})" for p in skipped)
+    if len(skipped) == len(parts):
+        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and no part of the "
+                      f"observation is one: {named}", A3CWarning, stacklevel=3)
+        return False
+    boxes = ", ".join(p.key for p in parts if p.kind == "box")
+    warnings.warn(f"obs_norm normalises the Box parts {boxes} only; not {named}", A3CWarning, stacklevel=3)
     return True
 
 
@@ -447,6 +451,13 @@ class ActorCritic(nn.Module):
         dict of arrays [B, ...] for a Dict space, a tuple of them for a Tuple space), as this
         network's input on its device: (tensors, True if it was one observation)."""
         parts = self.spec.obs_parts
+        if len(parts) == 1 and parts[0].key == "":  # the common case, kept short: evaluation's every step
+            part = parts[0]
+            array = np.asarray(observation, dtype=part.dtype)
+            if array.shape == part.shape:
+                return torch.as_tensor(array, device=self.device)[None], True
+            if array.ndim > 0 and array.shape[1:] == part.shape:
+                return torch.as_tensor(array, device=self.device), False
         try:
             values = split_observation(observation, parts)
         except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -36,8 +36,9 @@ class EvalResult:
 
 
 # An evaluation episode of an env without a time limit of its own ends after this many steps: a
-# greedy policy can walk into a wall forever (CliffWalking), and an evaluation must end.
-EPISODE_STEP_LIMIT = 100_000
+# greedy policy can walk into a wall forever (CliffWalking), and an evaluation must end. It is
+# Atari's conventional limit, 108,000 frames (30 minutes of play) at a frame skip of 4.
+EPISODE_STEP_LIMIT = 27_000
 
 
 def to_env_action(action: torch.Tensor, space: gym.Space) -> np.ndarray | int:
@@ -60,10 +61,22 @@ def evaluate(
 ) -> EvalResult:
     """Run whole episodes and report the env's own (unshaped) returns.
 
-    An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps.
+    An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps. The network acts
+    on one observation at a time, on one intra-op thread: at batch 1 more threads only wait on each
+    other, and on a busy machine they wait long.
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _episodes(net, env, episodes, deterministic, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _episodes(net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool, seed: int) -> EvalResult:
     returns, lengths = [], []
     limit = None if has_time_limit(env) else EPISODE_STEP_LIMIT
+    to_env = spaces.single_action_converter(env.action_space)
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         total, length, done = 0.0, 0, False
@@ -73,7 +86,7 @@ def evaluate(
         while not done:
             obs_t, _ = net.observation_batch(obs)
             action, _, state = net.act(obs_t, state, deterministic)
-            obs, reward, terminated, truncated, _ = env.step(to_env_action(action[0], env.action_space))
+            obs, reward, terminated, truncated, _ = env.step(to_env(action[0].cpu().numpy()))
             total += float(reward)
             length += 1
             done = terminated or truncated or length == limit
