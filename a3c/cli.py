@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
@@ -237,9 +238,23 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """The library's own warnings as one line, like its errors; others as Python shows them."""
+    from a3c.errors import A3CWarning
+
+    if issubclass(category, A3CWarning):
+        print(f"a3c: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, *args, **kwargs)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     from a3c.errors import A3CError, TrainingError
 
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)

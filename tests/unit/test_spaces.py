@@ -200,7 +200,7 @@ def test_rollouts_of_dict_observations_hold_one_buffer_per_part():
 
 
 def test_obs_norm_normalises_box_parts_and_says_what_it_skips():
-    with pytest.warns(A3CWarning, match="normalises the Box parts inner/1, pos only; not cam \\(image"):
+    with pytest.warns(A3CWarning, match="normalises the Box parts inner/1, pos only; not cam \\(an image"):
         spec = NetworkSpec.from_spaces(DICT, spaces.Discrete(2), obs_norm=True)
     net = ActorCritic(spec)
     assert spec.obs_norm and net.normalizer.mean.shape == (4 + 3,)
