@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +22,9 @@ from a3c.drivers.a2c import A2CDriver, resolve_device
 from a3c.drivers.base import Driver, RunPosition
 from a3c.drivers.hogwild import HogwildDriver
 from a3c.envs.make import make_env
-from a3c.errors import CheckpointError, ConfigError
+from a3c.errors import A3CWarning, CheckpointError, ConfigError
 from a3c.presets import build_config
+from a3c.references import reference_of
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.run.supervisor import Supervisor, TrainResult
@@ -33,6 +35,27 @@ RESUME_OPTIONS = (
     "eval_episodes", "final_eval_episodes", "checkpoint_interval", "keep_checkpoints", "log_interval",
     "max_restarts", "max_skipped_updates",
 )
+
+
+# The Config fields that describe the network (NetworkSpec.from_spaces's options).
+NETWORK_OPTIONS = (
+    "hidden_sizes", "activation", "shared_torso", "torso", "torso_kwargs", "conv_hidden", "conv_activation",
+    "core", "core_size", "policy_sizes", "value_sizes", "head_activation", "obs_norm", "use_sde",
+    "log_std_init",
+)
+
+
+def torso_reference(cls: type) -> str:
+    """'module:Class' of a user's torso class, by which workers and checkpoints find it again."""
+    if not issubclass(cls, torch.nn.Module):
+        raise ConfigError(f"torso {cls!r} is not an nn.Module class")
+    reference = reference_of(cls)
+    if reference is None:
+        raise ConfigError(
+            f"torso class {cls.__qualname__} cannot be named as module:Class, and worker processes and "
+            "checkpoints find it by that name: define it at the top level of a module you can import "
+            "(not in __main__, a notebook or a function)")
+    return reference
 
 
 def default_run_dir(config: Config) -> Path:
@@ -56,6 +79,8 @@ class ActorCriticAlgorithm:
                  config: Config | None = None, **hparams: Any):
         name = type(self).__name__
         if config is None:
+            if isinstance(hparams.get("torso"), type):
+                hparams["torso"] = torso_reference(hparams["torso"])
             hparams.setdefault("algo", self.algo)
             if hparams["algo"] != self.algo:
                 raise ConfigError(f"{name} trains algo {self.algo!r}, not {hparams['algo']!r}")
@@ -68,15 +93,11 @@ class ActorCriticAlgorithm:
         probe = make_env(self.config.env_id)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
-        spec = NetworkSpec.from_spaces(
-            self.observation_space, self.action_space, hidden_sizes=self.config.hidden_sizes,
-            activation=self.config.activation, shared_torso=self.config.shared_torso,
-            torso=self.config.torso, core=self.config.core, core_size=self.config.core_size,
-            obs_norm=self.config.obs_norm, use_sde=self.config.use_sde,
-            log_std_init=self.config.log_std_init,
-        )
+        spec = NetworkSpec.from_spaces(self.observation_space, self.action_space,
+                                       **{name: getattr(config, name) for name in NETWORK_OPTIONS})
         torch.manual_seed(self.config.seed)
-        self.policy = self._place(ActorCritic(spec))
+        # A torso the config names was named by the caller, or allowed by trust_code on loading.
+        self.policy = self._place(ActorCritic(spec, trust_code=True))
         self.optimizer = make_optimizer(self.config, self.policy.parameters(), shared=self._shared())
         self.verbose = verbose
         self.num_steps = 0
@@ -177,9 +198,13 @@ class ActorCriticAlgorithm:
 
     @classmethod
     def load(cls: type[_Model], path: str | os.PathLike, verbose: int = 1,
-             device: str | None = None) -> _Model:
-        """The model a checkpoint holds; device (A2C) overrides the stored one, e.g. cpu for a GPU run."""
-        ckpt = load_checkpoint(path)
+             device: str | None = None, trust_code: bool = False) -> _Model:
+        """The model a checkpoint holds; device (A2C) overrides the stored one, e.g. cpu for a GPU run.
+
+        A checkpoint whose network has a user's torso ('module:Class') loads only with
+        trust_code=True: importing the module runs its code.
+        """
+        ckpt = load_checkpoint(path, trust_code)
         if ckpt.config.algo != cls.algo:
             right = ALGORITHMS[ckpt.config.algo].__name__
             raise CheckpointError(
@@ -189,16 +214,17 @@ class ActorCriticAlgorithm:
 
     @classmethod
     def resume(cls: type[_Model], run_dir: str | os.PathLike, /, verbose: int = 1,
-               **overrides: Any) -> _Model:
+               trust_code: bool = False, **overrides: Any) -> _Model:
         """The model of a run directory's newest checkpoint, whose next learn() continues that run.
 
         It goes on with the checkpoint's network, optimizer, counters, learning-rate schedule and
         observation statistics, in the same directory, its logs appended; exactly where the
         checkpoint holds its learner's RNG and envs (A2C on the CPU with classic-control envs, see
         a3c.run_state). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
+        trust_code: as for load.
         """
         path = latest_checkpoint(run_dir)
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, trust_code)
         if ckpt.config.algo != cls.algo:
             right = ALGORITHMS[ckpt.config.algo].__name__
             raise CheckpointError(f"{run_dir} holds an {right} run, not {cls.__name__}; resume it with "
@@ -226,7 +252,9 @@ class ActorCriticAlgorithm:
         config = config or ckpt.config
         if device is not None:
             config = config.replace(device=device)
-        model = cls(config.env_id, config=config, verbose=verbose)
+        with warnings.catch_warnings():  # what obs_norm skips was said when the network was trained
+            warnings.simplefilter("ignore", A3CWarning)
+            model = cls(config.env_id, config=config, verbose=verbose)
         if model.policy.spec != ckpt.spec:
             raise CheckpointError(f"{path}: the env's spaces do not match the network it stores")
         net = ckpt.build_network()
@@ -291,18 +319,20 @@ class A2C(ActorCriticAlgorithm):
 ALGORITHMS: dict[str, type[ActorCriticAlgorithm]] = {"a3c": A3C, "a2c": A2C}
 
 
-def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None) -> ActorCriticAlgorithm:
-    """An A3C or A2C model, whichever the checkpoint (or run directory) holds."""
-    ckpt = load_checkpoint(path)
+def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None,
+         trust_code: bool = False) -> ActorCriticAlgorithm:
+    """An A3C or A2C model, whichever the checkpoint (or run directory) holds; see A3C.load."""
+    ckpt = load_checkpoint(path, trust_code)
     return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device)
 
 
-def resume(run_dir: str | os.PathLike, /, verbose: int = 1, **overrides: Any) -> ActorCriticAlgorithm:
+def resume(run_dir: str | os.PathLike, /, verbose: int = 1, trust_code: bool = False,
+           **overrides: Any) -> ActorCriticAlgorithm:
     """The A3C or A2C model of a run directory's newest checkpoint; its learn() continues the run.
 
     >>> model = a3c.resume("runs/CartPole-v1-a2c-...")   # after a crash, Ctrl-C or kill
     >>> model.learn()                                     # on to the run's own total_steps
     """
     path = latest_checkpoint(run_dir)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, trust_code)
     return ALGORITHMS[ckpt.config.algo]._resume(ckpt, path, run_dir, verbose, overrides)

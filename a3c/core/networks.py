@@ -376,6 +376,11 @@ class ActorCritic(nn.Module):
         self._value_hidden = None if self.value_hidden is None else self.value_hidden.forward
         self._value_wb = (self.value_head.weight, self.value_head.bias)
 
+    def replica(self) -> ActorCritic:
+        """A network like this one with weights of its own, for a worker or an evaluator; a user's
+        torso is imported without asking again, as this network was built under its caller's trust."""
+        return ActorCritic(self.spec, trust_code=True)
+
     @property
     def recurrent(self) -> bool:
         return self.core.recurrent

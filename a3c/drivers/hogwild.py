@@ -155,7 +155,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     try:
         env = make_training_envs(config, seed)
         collector = RolloutCollector(env, config.n_steps, seed=seed)
-        net = ActorCritic(global_net.spec)
+        net = global_net.replica()
         net.share_statistics(global_net)  # observation normalisation, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop_flag)
         ActorLearner(rank, config, net, collector, backend, start_time).run(outbox.put)

@@ -26,6 +26,7 @@ from a3c.envs.state import TENSOR_PREFIX as _RESUME
 from a3c.envs.state import LearnerState
 from a3c.envs.state import validate as validate_resume
 from a3c.errors import CheckpointError, ConfigError
+from a3c.references import check_trusted
 
 FORMAT = "a3c-checkpoint"
 VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
@@ -42,9 +43,10 @@ class Checkpoint:
     resume_meta: dict[str, Any] | None = None  # the learner's RNG and env state (a3c.envs.state)
     resume_tensors: dict[str, torch.Tensor] | None = None
     path: Path | None = None  # the file it was read from
+    trust_code: bool = False  # its reader allowed the code it names (a user's torso) to be imported
 
     def build_network(self) -> ActorCritic:
-        net = ActorCritic(self.spec)
+        net = ActorCritic(self.spec, trust_code=self.trust_code)
         try:
             net.load_state_dict(self.model_state, strict=True)
         except RuntimeError as exc:
@@ -172,7 +174,12 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> Checkpoint:
+    """A checkpoint read and validated, its tensors loaded into the network it describes.
+
+    A network whose torso is a user's class ('module:Class' in its header) is built only with
+    trust_code=True: importing that module runs its code (UntrustedCodeError otherwise).
+    """
     p = resolve_checkpoint_path(path)
     try:
         with safe_open(str(p), framework="pt") as f:
@@ -229,7 +236,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         resume_meta=resume_meta,
         resume_tensors=resume_tensors,
         path=p,
+        trust_code=trust_code,
     )
+    if spec.user_torso:
+        check_trusted(spec.torso.partition(":")[0], f"{p}: the network's torso {spec.torso!r}", trust_code)
     _check_fits(p, checkpoint)
     return checkpoint
 
@@ -245,6 +255,8 @@ def _check_fits(p: Path, ckpt: Checkpoint) -> None:
             load_optimizer_tensors(optimizer, net, ckpt.optimizer_state)
     except CheckpointError as exc:
         raise CheckpointError(f"{p}: {exc}") from None
+    except ConfigError as exc:  # a user's torso that does not build (its module, its arguments)
+        raise CheckpointError(f"{p}: the network it describes cannot be built: {exc}") from None
     except (TypeError, ValueError, RuntimeError) as exc:  # sizes in the spec that are not sizes
         raise CheckpointError(f"{p}: network description is malformed: {exc}") from None
 

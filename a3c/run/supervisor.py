@@ -98,7 +98,7 @@ class Supervisor:
         self.position = position
         self.resumed_from = resumed_from
         self.eval_env = make_env(config.env_id)
-        self.eval_net = ActorCritic(net.spec)  # on the CPU, wherever the global network lives
+        self.eval_net = net.replica()  # on the CPU, wherever the global network lives
         self._start = time.time()
         self._total = start_steps + config.total_steps
 

@@ -143,7 +143,7 @@ class WorkerActor:
         self.start_time = start_time
         self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
-        self.net = ActorCritic(spec)
+        self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
         self.backend = RayBackend(rank, config, self.server, self.net.normalizer)
         self._last_report: ray.ObjectRef | None = None
 

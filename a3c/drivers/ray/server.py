@@ -97,7 +97,7 @@ class ParameterServer:
                  inline_bytes: int = INLINE_PARAMETER_BYTES):
         torch.set_num_threads(1)
         self.config = config
-        self.net = ActorCritic(spec)
+        self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
         self.net.load_state_dict(model_state)
         self.names = [name for name, _ in self.net.named_parameters()]
         params = list(self.net.parameters())
