@@ -27,6 +27,7 @@ from a3c.presets import build_config
 from a3c.references import reference_of
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
+from a3c.run.export import export_policy
 from a3c.run.supervisor import Supervisor, TrainResult
 
 # What may change when a run resumes: how long and how it runs, not what it learns.
@@ -191,6 +192,14 @@ class ActorCriticAlgorithm:
             return evaluate(self.policy, env, episodes, deterministic, seed)
         finally:
             env.close()
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+        """The greedy policy as one file for deployment, 'onnx' or 'torchscript' (docs/export.md):
+        the observation as the env gives it in, with a batch axis, the action predict(obs,
+        deterministic=True) gives out; a recurrent policy's state in and out beside them."""
+        return export_policy(self.policy, self.action_space, path, format,
+                             about={"env_id": self.config.env_id, "algo": self.config.algo,
+                                    "steps": self.num_steps})
 
     def save(self, path: str | os.PathLike) -> Path:
         counters = {"steps": self.num_steps, "updates": self.num_updates}

@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", metavar="DIR", default=None,
                     help='record every episode to an MP4 file in DIR (pip install "a3c[video]")')
     ev.add_argument("--render", action="store_true", help="show the episodes in a window (needs a screen)")
+    ex = sub.add_parser(
+        "export", help="write a checkpoint's greedy policy to an ONNX or TorchScript file",
+        description="Write the greedy policy of a checkpoint to one file for deployment: the observation "
+        "as the env gives it in (one input per part of a Dict or Tuple observation), the env's action "
+        "out; a recurrent policy's LSTM state in and out beside them (docs/export.md).")
+    ex.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
+                    help="onnx (onnxruntime and others; pip install \"a3c[export]\") or torchscript "
+                    "(torch.jit.load) (default: onnx)")
+    ex.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    ex.add_argument("--trust-code", action="store_true",
+                    help="allow the checkpoint to import the modules it names (a torso class of your own): "
+                    "only for files you trust, as importing a module runs its code")
     plot = sub.add_parser("plot", help="draw learning curves of one or more runs into a PNG")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (episodes.csv)")
     plot.add_argument("-o", "--output", default="learning_curves.png",
@@ -227,6 +240,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from a3c.api import load
+
+    model = load(args.checkpoint, verbose=0, device="cpu", trust_code=args.trust_code)
+    path = model.export(args.output, args.format)
+    policy = "recurrent policy" if model.policy.recurrent else "policy"
+    print(f"wrote {path}: the greedy {policy} of {model.config.env_id} after {model.num_steps:,} steps "
+          f"({args.format})")
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     from a3c.errors import ConfigError
     from a3c.run.plotting import plot_runs
@@ -257,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
+        return {"train": _train, "eval": _eval, "export": _export, "plot": _plot}[args.command](args)
     except TrainingError as exc:  # the run started and failed: its traceback, if any, is the news
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1

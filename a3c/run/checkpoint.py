@@ -29,7 +29,8 @@ from a3c.errors import CheckpointError, ConfigError
 from a3c.references import check_trusted
 
 FORMAT = "a3c-checkpoint"
-VERSION = 2  # 2: network specs with obs_shape, torso, core, obs_norm (1 still loads)
+VERSION = 3  # 3: observation parts, MultiDiscrete and MultiBinary actions, head layers, a user's torso
+# (2: network specs with obs_shape, torso, core, obs_norm; versions 1 and 2 still load)
 _MODEL, _OPTIM = "model/", "optim/"
 
 
