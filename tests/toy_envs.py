@@ -242,6 +242,16 @@ class DictObsEnv(_CueEnv):
         return {"cue": self.target // 2, "frame": frame, "noise": noise}
 
 
+class DictObsMultiDiscreteActionEnv(DictObsEnv):
+    """DictObsEnv's observations, its target named in two components: [target // 2, target % 2]."""
+
+    action_space = spaces.MultiDiscrete([2, 2])
+
+    def reward(self, action):
+        action = np.asarray(action)
+        return 0.5 * float(action[0] == self.target // 2) + 0.5 * float(action[1] == self.target % 2)
+
+
 class TupleObsEnv(_CueEnv):
     """The target as two Discrete digits in a Tuple, as Blackjack's observations are."""
 
@@ -344,6 +354,8 @@ _ENVS = {
                                                       kwargs=dict(channels_last=False))),
     "ToyDictObs-v0": (DictObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyTupleObs-v0": (TupleObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
+    "ToyDictObsMultiDiscreteAction-v0": (DictObsMultiDiscreteActionEnv,
+                                         dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyBoxAction-v0": (BoxActionEnv, dict(max_episode_steps=20)),
     "ToyMultiDiscreteAction-v0": (MultiDiscreteActionIdentityEnv, dict(max_episode_steps=20,
                                                                        reward_threshold=20.0)),
