@@ -201,8 +201,9 @@ def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space) -> bool:
 
 def _fast_vector(spec: NetworkSpec) -> bool:
     """One float32 vector: the MLP on it directly, as in every checkpoint of formats 1 and 2."""
-    (part,) = spec.obs_parts if len(spec.obs_parts) == 1 else (None,)
-    return part is not None and part.kind == "box" and len(part.shape) == 1 and part.dtype == "float32"
+    parts = spec.obs_parts
+    return len(parts) == 1 and parts[0].kind == "box" and len(parts[0].shape) == 1 \
+        and parts[0].dtype == "float32"
 
 
 def make_torso(spec: NetworkSpec, normalize: Normalize | None, trust_code: bool) -> nn.Module:

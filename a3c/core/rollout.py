@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -106,7 +107,9 @@ class RolloutCollector:
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
-        to_net, to_numpy = _converters(net, self.structured)
+        to_net, to_numpy = _converters(net)
+        if self.structured:
+            to_net = functools.partial(_each_part, to_net)
         for t in range(len(r.rewards)):
             actions, values, self.state = net.act(to_net(self.obs), self.state)
             self._step(t, to_numpy(actions), to_numpy(values), net)
@@ -169,13 +172,16 @@ class RolloutCollector:
         return as_tensors(batch, device)
 
 
+def _each_part(to_net: Callable[[np.ndarray], torch.Tensor], obs: dict[str, np.ndarray]
+               ) -> dict[str, torch.Tensor]:
+    return {k: to_net(v) for k, v in obs.items()}
+
+
 def _converters(
-    net: ActorCritic, structured: bool,
-) -> tuple[Callable[[Observations], Observation], Callable[[torch.Tensor], np.ndarray]]:
+    net: ActorCritic,
+) -> tuple[Callable[[np.ndarray], torch.Tensor], Callable[[torch.Tensor], np.ndarray]]:
     """NumPy to the net's device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
     device = net.device
-    if structured:
-        return (lambda obs: as_tensors(obs, device)), (lambda t: t.cpu().numpy())
     if device.type == "cpu":
         return torch.from_numpy, torch.Tensor.numpy
     return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())
