@@ -249,3 +249,14 @@ def test_single_env_batches_structured_observations_as_the_vector_env_does():
     for a, b in zip(obs_s, obs_v, strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype and a.shape == (1,)
+
+
+def test_float_images_are_taken_as_they_are_and_bytes_are_scaled_in_either_channel_order():
+    torch.manual_seed(0)
+    as_bytes = ActorCritic(NetworkSpec.from_spaces(spaces.Box(0, 255, (36, 36, 1), np.uint8),
+                                                   spaces.Discrete(2), torso="nature-conv"))
+    as_floats = ActorCritic(NetworkSpec.from_spaces(spaces.Box(0.0, 1.0, (36, 36, 1), np.float32),
+                                                    spaces.Discrete(2), torso="nature-conv"))
+    as_floats.load_state_dict(as_bytes.state_dict())
+    frames = torch.randint(0, 256, (3, 36, 36, 1), dtype=torch.uint8)
+    torch.testing.assert_close(as_bytes(frames)[0], as_floats(frames.float() / 255)[0])
