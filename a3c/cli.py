@@ -27,6 +27,10 @@ def _none_or(parse):
     return convert
 
 
+def _str_tuple(text: str) -> tuple[str, ...]:
+    return tuple(x for x in text.replace(",", " ").split())
+
+
 def _int_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.replace(",", " ").split())
@@ -34,9 +38,23 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected widths like 64,64, got {text!r}") from None
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {text!r}") \
+            from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+_json_object.__name__ = "JSON object"
+
 _PARSERS = {
     "int": int, "float": float, "str": str,
     "float | None": _none_or(float), "str | None": _none_or(str), "tuple[int, ...]": _int_tuple,
+    "dict[str, Any]": _json_object, "tuple[str, ...]": _str_tuple,
 }
 
 
@@ -47,7 +65,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if "default" not in help_text:
-            default = f.default if f.default is not MISSING else None
+            default = (f.default if f.default is not MISSING else
+                       f.default_factory() if f.default_factory is not MISSING else None)
             help_text += f" (default: the preset's, else {default})"
         if f.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,
@@ -60,6 +79,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parse = str if f.name == "preset" else _PARSERS[f.type]
             parser.add_argument(flag, type=parse, default=argparse.SUPPRESS,
                                 help=help_text, metavar=f.name.upper())
+
+
+TRUST_HELP = ("allow the checkpoint to import the modules it names (its env's module, env function "
+              "or wrappers): only for files you trust, as importing a module runs its code")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", default=None,
                        help="options from a JSON or TOML file whose keys are the options below "
                        "(total_steps, lr, ...); options on the command line win")
+    train.add_argument("--trust-code", action="store_true",
+                       help="with --resume: " + TRUST_HELP)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue the run in RUN_DIR from its newest checkpoint, to its own "
                        "total steps (or --total-steps more); only options about how long and how it "
@@ -88,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON line")
+    ev.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     ev.add_argument("--video", metavar="DIR", default=None,
                     help='record every episode to an MP4 file in DIR (pip install "a3c[video]")')
     ev.add_argument("--render", action="store_true", help="show the episodes in a window (needs a screen)")
@@ -102,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume")
+_NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume", "trust_code")
 
 
 def build_model(args: argparse.Namespace) -> Any:
@@ -117,10 +143,12 @@ def build_model(args: argparse.Namespace) -> Any:
     options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     verbose = 0 if args.quiet else 1
     preset = getattr(args, "preset", None)
+    if args.trust_code and args.resume is None:
+        raise ConfigError("--trust-code is for --resume: a new run imports what its command line names")
     if args.resume is not None:
         if args.config is not None:
             raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
-        model = resume(args.resume, verbose=verbose,
+        model = resume(args.resume, verbose=verbose, trust_code=args.trust_code,
                        **{k: v for k, v in options.items() if k not in ("algo",)})
         cfg = model.config
         given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", options.get("algo"), cfg.algo),
@@ -192,7 +220,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be positive, got {args.episodes}")
-    model = load(args.checkpoint, verbose=0, device="cpu")  # A3C or A2C, as the checkpoint says
+    # A3C or A2C, as the checkpoint says
+    model = load(args.checkpoint, verbose=0, device="cpu", trust_code=args.trust_code)
     result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed,
                             video_dir=args.video, render=args.render)
     if args.json:
@@ -219,7 +248,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from a3c.errors import A3CError, TrainingError
+    from a3c.errors import A3CError, EnvFactoryError, TrainingError
 
     args = build_parser().parse_args(argv)
     try:
@@ -227,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:  # the run started and failed: its traceback, if any, is the news
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1
+    except EnvFactoryError as exc:  # the user's own code raised: its traceback is the news
+        print(f"a3c: error: {exc}\n{exc.traceback.rstrip()}", file=sys.stderr)
+        return 2
     except A3CError as exc:  # bad input: one line
         print(f"a3c: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2

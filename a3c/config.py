@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from a3c.errors import ConfigError
+from a3c.references import is_reference
 
 ALGOS = ("a3c", "a2c")
-OPTIMIZERS = ("adam", "rmsprop")
+OPTIMIZERS = ("adam", "rmsprop", "rmsprop-torch")
 ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("sync", "async")
@@ -35,15 +36,46 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _json_value(value: Any, depth: int = 0) -> bool:
+    """JSON data of bounded depth: what a checkpoint's header can hold and give back unchanged."""
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return all(_json_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _check_type(name: str, annotation: str, value: Any) -> None:
+    if annotation == "dict[str, Any]":
+        if not (isinstance(value, dict) and _json_value(value)):
+            raise ConfigError(f"{name} must be a JSON object (string keys; strings, numbers, booleans, "
+                              f"null, lists and objects as values), got {value!r}")
+        return
     if annotation == "tuple[int, ...]":
         ok = isinstance(value, tuple) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value)
+    elif annotation == "tuple[str, ...]":
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     else:
         allowed = _TYPES[annotation]
         ok = isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{name} must be {annotation}, got {value!r}")
+
+
+def check_field(name: str, value: Any) -> None:
+    """ConfigError unless value has the type of Config's field `name` (ranges are checked later,
+    with the whole config)."""
+    types = {f.name: f.type for f in fields(Config)}
+    if name not in types:
+        raise ConfigError(f"unknown config key {name!r}")
+    _check_type(name, types[name], value)
 
 
 def _opt(help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
@@ -57,7 +89,15 @@ def _opt(help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
 class Config:
     """Everything a run needs. Field docs (``help``) double as the CLI's help text."""
 
-    env_id: str = _opt("Gymnasium id, or 'module:EnvName-v0' to import a module first", default="")
+    env_id: str = _opt(
+        "Gymnasium id (CartPole-v1), 'module:EnvName-v0' to import a module that registers it, or "
+        "'module:function' naming a function that builds one env", default="")
+    env_kwargs: dict[str, Any] = _opt(
+        "keyword arguments for gym.make or the env function, a JSON object, e.g. "
+        "'{\"continuous\": true}'", default_factory=dict)
+    env_wrappers: tuple[str, ...] = _opt(
+        "wrappers applied to each env, innermost first, as 'module:Class' references "
+        "(comma-separated), each called as Wrapper(env)", default=())
     algo: str = _opt(
         "training driver: a3c (asynchronous Hogwild workers) or a2c (one process, a batch of envs)",
         choices=ALGOS, default="a3c")
@@ -87,7 +127,9 @@ class Config:
         "where the network and the update run: cpu, cuda, or auto (cuda if available); "
         "envs always step on the CPU. A2C only: A3C's Hogwild workers run on the CPU",
         choices=DEVICES, default="cpu")
-    seed: int = _opt("base seed; worker w uses seed + w", default=0)
+    seed: int = _opt(
+        "base seed: A3C worker w's envs take seed + w * n_envs, + 1, ...; A2C's envs seed, seed + 1, "
+        "...; a restarted worker and every worker of a resumed run draw fresh seeds from it", default=0)
     total_steps: int = _opt("stop after this many env steps over all workers", default=1_000_000)
     max_seconds: float | None = _opt("stop after this much wall time", default=None)
     target_return: float | None = _opt(
@@ -105,7 +147,10 @@ class Config:
     entropy_coef: float = _opt("entropy bonus weight c_e", default=0.01)
     value_coef: float = _opt("value loss weight c_v", default=0.5)
     max_grad_norm: float = _opt("clip the gradient's global norm to this (0: no clipping)", default=0.5)
-    optimizer: str = _opt("shared optimizer: adam or rmsprop", default="adam")
+    optimizer: str = _opt(
+        "shared optimizer: adam, rmsprop (the A3C paper's: theta -= lr * grad / sqrt(g + eps)) or "
+        "rmsprop-torch (torch's and Stable-Baselines3's: grad / (sqrt(g) + eps))", choices=OPTIMIZERS,
+        default="adam")
     lr: float = _opt("learning rate", default=1e-3)
     lr_schedule: str = _opt("constant, or linear annealing to zero over total_steps", default="constant")
     adam_eps: float = _opt("Adam epsilon", default=1e-5)
@@ -157,8 +202,10 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON data: tuples as lists."""
         d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     @classmethod
@@ -167,14 +214,7 @@ class Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        data = dict(data)
-        if "hidden_sizes" in data:
-            try:
-                data["hidden_sizes"] = tuple(data["hidden_sizes"])
-            except TypeError:
-                raise ConfigError(f"hidden_sizes must be a list of widths, got {data['hidden_sizes']!r}") \
-                    from None
-        return cls(**data).validated()
+        return cls(**_tuples_from_lists(data)).validated()
 
     def validated(self) -> Config:
         """Return self after checking every field; raise ConfigError naming the first bad one."""
@@ -188,6 +228,8 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value}")
         need(bool(self.env_id), "env_id is required")
+        for wrapper in self.env_wrappers:
+            need(is_reference(wrapper), f"env_wrappers: {wrapper!r} is not a 'module:Class' reference")
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
         need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
         need(self.backend in BACKENDS,
@@ -254,6 +296,14 @@ class Config:
         return self
 
 
+_TUPLE_FIELDS = tuple(f.name for f in fields(Config) if f.type.startswith("tuple["))
+
+
+def _tuples_from_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON's lists back into the tuples that tuple-typed fields hold (the type check comes after)."""
+    return {k: tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v for k, v in data.items()}
+
+
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Config fields from a JSON (.json) or TOML (.toml) file, type-checked, as build_config's overrides.
 
@@ -297,9 +347,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
                           "the keys are Config's fields, e.g. total_steps, lr")
-    values = dict(data)
-    if isinstance(values.get("hidden_sizes"), list):
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    values = _tuples_from_lists(data)
     for key, value in values.items():
         try:
             _check_type(key, types[key], value)

@@ -90,6 +90,28 @@ class FailingEnv(_VectorObsEnv):
         return super().step(action)
 
 
+class EpisodesThenFailEnv(_VectorObsEnv):
+    """Episodes of 5 steps with reward 1 per step; the 23rd step raises: 4 whole episodes, then a
+    failure, in every process that makes it."""
+
+    action_space = spaces.Discrete(2)
+
+    def __init__(self):
+        self.steps = 0
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        self.t += 1
+        if self.steps == 23:
+            raise RuntimeError("toy env failed after its episodes on purpose")
+        return np.zeros(3, dtype=np.float32), 1.0, self.t == 5, False, {}
+
+
 class NaNRewardEnv(IdentityEnv):
     """The identity env whose reward is NaN with probability `p` (from its own seeded RNG)."""
 
@@ -163,6 +185,22 @@ class EvenSeedEnv(_VectorObsEnv):
         return np.zeros(3, dtype=np.float32), float(self.even), True, False, {}
 
 
+def make_identity(n: int = 4, max_episode_steps: int = 20) -> gym.Env:
+    """An env function, as a user would pass it: A3C(make_identity) or 'tests.toy_envs:make_identity'."""
+    return gym.wrappers.TimeLimit(IdentityEnv(n), max_episode_steps)
+
+
+def broken_factory() -> gym.Env:
+    raise RuntimeError("toy env factory broke on purpose")
+
+
+class ScaleReward(gym.RewardWrapper):
+    """A user's wrapper: rewards times 10."""
+
+    def reward(self, reward):
+        return 10.0 * reward
+
+
 _ENVS = {
     "ToyIdentity-v0": (IdentityEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyMultiDiscrete-v0": (MultiDiscreteActionEnv, dict(max_episode_steps=10)),
@@ -174,6 +212,7 @@ _ENVS = {
     "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
     "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),
     "ToyPickZero-v0": (PickZeroEnv, dict(reward_threshold=1.0)),
+    "ToyEpisodesThenFail-v0": (EpisodesThenFailEnv, dict()),
     "ToyEvenSeed-v0": (EvenSeedEnv, dict(reward_threshold=1.0)),
 }
 

@@ -89,9 +89,18 @@ class RolloutCollector:
             r.next_values[ended_at] = self._final_values[ended_at]
         if ends[-1].any():
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
-        if net.normalizer is not None and np.isfinite(r.obs).all():  # a NaN would poison them for good
-            net.normalizer.update(torch.from_numpy(r.obs))
         return r
+
+    def update_statistics(self, net: ActorCritic) -> None:
+        """Merge the last rollout's observations into the network's running statistics.
+
+        Called once the gradient is computed, not at the end of the rollout: acting and learning
+        then see the same statistics, so the values behind the advantages are the values the loss
+        differentiates.
+        """
+        obs = self.rollout.obs
+        if net.normalizer is not None and np.isfinite(obs).all():  # a NaN would poison them for good
+            net.normalizer.update(torch.from_numpy(obs))
 
     def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
         """Record step t's observation, action and value, step the envs, record what came back."""

@@ -41,6 +41,7 @@ class ActorLearner:
         version = backend.pull(net)                           # theta_w <- theta, phi_w <- phi
         rollout = self.collector.collect(net)                 # T steps with pi_{theta_w}
         stats = compute_gradients(net, rollout, self.config)  # returns, advantages, loss, d theta, d phi
+        self.collector.update_statistics(net)                 # observation statistics, if normalised
         if stats.finite:
             staleness = backend.push(net, version, rollout.num_steps)  # theta <- theta - alpha d theta
             self.report.add_update(stats, staleness)

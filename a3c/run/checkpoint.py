@@ -91,11 +91,12 @@ def save_checkpoint(
         meta["resume"] = resume[0]
         tensors.update({k: v.contiguous() for k, v in resume[1].items()})
     data = safetensors_bytes(tensors, metadata={"a3c": json.dumps(meta)})
-    _atomic_write(path, data)
+    atomic_write(path, data)
+    remove_stale_temporaries(path.parent)
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Temporary file, fsync, rename, fsync of the directory: the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -113,13 +114,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    remove_stale_temporaries(path.parent)
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete the temporary files of writers that died mid-write (their pid no longer runs)."""
+    """Delete the temporary files (.NAME.tmpPID) of writers that died mid-write (their pid no longer runs)."""
     removed = []
-    for tmp in directory.glob(".*.safetensors.tmp*"):
+    for tmp in directory.glob(".*.tmp[0-9]*"):
         pid = tmp.name.rpartition(".tmp")[2]
         if pid.isdigit() and not is_running(int(pid)):
             tmp.unlink(missing_ok=True)
