@@ -15,6 +15,7 @@ ALGOS = ("a3c", "a2c")
 OPTIMIZERS = ("adam", "rmsprop", "rmsprop-torch")
 ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
+ENTROPY_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("sync", "async")
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("local", "ray")
@@ -145,6 +146,13 @@ class Config:
         "multiply rewards by this in the loss (episode logs and evaluations keep the real ones)",
         default=1.0)
     entropy_coef: float = _opt("entropy bonus weight c_e", default=0.01)
+    entropy_schedule: str = _opt(
+        "constant, or linear: the entropy weight goes from entropy_coef to entropy_coef_final over "
+        "total_steps", choices=ENTROPY_SCHEDULES, default="constant")
+    entropy_coef_final: float = _opt("entropy_schedule linear: the weight at total_steps", default=0.0)
+    normalize_advantage: bool = _opt(
+        "scale each rollout's advantages to mean 0 and standard deviation 1 before the policy loss",
+        default=False)
     value_coef: float = _opt("value loss weight c_v", default=0.5)
     max_grad_norm: float = _opt("clip the gradient's global norm to this (0: no clipping)", default=0.5)
     optimizer: str = _opt(
@@ -262,6 +270,10 @@ class Config:
         need(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
         need(self.entropy_coef >= 0, f"entropy_coef must be >= 0, got {self.entropy_coef}")
         need(self.value_coef >= 0, f"value_coef must be >= 0, got {self.value_coef}")
+        need(self.entropy_schedule in ENTROPY_SCHEDULES,
+             f"unknown entropy_schedule {self.entropy_schedule!r}; choose from "
+             f"{', '.join(ENTROPY_SCHEDULES)}")
+        need(self.entropy_coef_final >= 0, f"entropy_coef_final must be >= 0, got {self.entropy_coef_final}")
         need(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
         need(self.optimizer in OPTIMIZERS,
              f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")

@@ -121,11 +121,25 @@ def make_optimizer(config: Config, params: Iterable[nn.Parameter], shared: bool)
     return make_shared_optimizer(config.optimizer, params, config.lr, eps, config.rms_alpha, share=shared)
 
 
+def linear(start: float, end: float, steps: int, total: int) -> float:
+    """start at step 0, end from step `total` on, a straight line between."""
+    progress = min(1.0, max(0.0, steps / total))
+    return start + (end - start) * progress
+
+
 def lr_at(config: Config, steps: int) -> float:
     """The learning rate after `steps` env steps: constant, or annealed linearly to zero."""
     if config.lr_schedule == "linear":
-        return config.lr * max(0.0, 1.0 - steps / config.total_steps)
+        return linear(config.lr, 0.0, steps, config.total_steps)
     return config.lr
+
+
+def entropy_coef_at(config: Config, steps: Callable[[], int]) -> float:
+    """The entropy weight after steps() env steps: constant, or linear to entropy_coef_final;
+    steps is read only when the weight can change."""
+    if config.entropy_schedule == "linear":
+        return linear(config.entropy_coef, config.entropy_coef_final, steps(), config.total_steps)
+    return config.entropy_coef
 
 
 def schedule_lr(optimizer: torch.optim.Optimizer, config: Config, steps: Callable[[], int]) -> None:
