@@ -433,6 +433,10 @@ def main() -> None:
     a3c, nature, a3c_sync = (learning[label] for label in labels[:3])
     sb3, env2 = learning[sb3_label], env["ale", 2]
 
+    def spread(values: list[tuple[float, float]]) -> str:
+        cpu = [c * 1e6 for _, c in values]
+        return f"{min(cpu):,.0f}-{max(cpu):,.0f}"
+
     def ratios(a: tuple[float, float], b: tuple[float, float]) -> str:
         """a's rate over b's: in wall time (this run), and from the CPU time a step costs."""
         return f"{a[0] / b[0]:.2f}x | {b[1] / a[1]:.2f}x"
@@ -467,12 +471,15 @@ def main() -> None:
         "",
         "## Env only, random actions, 8 envs per process",
         "",
-        f"Medians of {args.env_rounds} rounds, the pipelines in turn.",
+        f"Medians of {args.env_rounds} rounds, the pipelines in turn (the CPU time's range over them in "
+        "brackets). Two processes at once may cost more CPU per step than one alone: the two "
+        "cores share caches, and may be two threads of one physical core.",
         "",
-        "| pipeline | CPU us per agent step | agent steps/s, 1 process | 2 processes at once | "
-        "cores they got |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {label} | {env[kind, 1][1] * 1e6:,.0f} | {env[kind, 1][0]:,.0f} | {env[kind, 2][0]:,.0f} | "
+        "| pipeline | CPU us per agent step: 1 process (rounds) | 2 processes at once | "
+        "agent steps/s: 1 process | 2 processes at once | cores the 2 got |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[f"| {label} | {env[kind, 1][1] * 1e6:,.0f} ({spread(rounds[kind, 1])}) | "
+          f"{env[kind, 2][1] * 1e6:,.0f} | {env[kind, 1][0]:,.0f} | {env[kind, 2][0]:,.0f} | "
           f"{env[kind, 2][0] * env[kind, 2][1]:.2f} |"
           for kind, label in (("sync", PIPELINES["sync"]), ("raw", "ale-py's AtariVectorEnv alone"),
                               ("ale", PIPELINES["ale"]))],
