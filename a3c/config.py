@@ -16,7 +16,7 @@ OPTIMIZERS = ("adam", "rmsprop", "rmsprop-torch")
 ACTIVATIONS = ("tanh", "relu")
 LR_SCHEDULES = ("constant", "linear")
 ENTROPY_SCHEDULES = ("constant", "linear")
-VEC_ENVS = ("sync", "async")
+VEC_ENVS = ("sync", "async", "ale")
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("local", "ray")
 TORSOS = ("auto", "mlp", "a3c-conv", "nature-conv")
@@ -122,7 +122,8 @@ class Config:
     n_envs: int = _opt(
         "environments stepped as one batch: A2C's whole batch, or each A3C worker's", default=1)
     vec_env: str = _opt(
-        "A2C: step the envs in this process (sync) or one subprocess each (async)",
+        "how a learner's n_envs envs are stepped: in its process (sync), one subprocess each "
+        "(async, A2C), or Atari games in ale-py's C++ vector env (ale; the Atari presets' choice)",
         choices=VEC_ENVS, default="sync")
     device: str = _opt(
         "where the network and the update run: cpu, cuda, or auto (cuda if available); "

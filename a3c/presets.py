@@ -69,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         "(benchmarks/results/pong-a3c-nofs.md), where 1 env per worker with T=20 had not learned "
         "by 1M steps",
         values=dict(
-            torso="a3c-conv", core="none", n_envs=8, n_steps=5, gamma=0.99, lr=7e-4,
+            torso="a3c-conv", vec_env="ale", core="none", n_envs=8, n_steps=5, gamma=0.99, lr=7e-4,
             lr_schedule="linear",
             optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
             max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=1_000_000,
@@ -82,7 +82,7 @@ PRESETS: dict[str, Preset] = {
         "the rest as preset 'atari'. T=20 as in ikostrikov/pytorch-a3c (num-steps 20), so that "
         "the LSTM is trained through 20 steps of time",
         values=dict(
-            torso="a3c-conv", core="lstm", core_size=256, n_steps=20, gamma=0.99, lr=7e-4,
+            torso="a3c-conv", vec_env="ale", core="lstm", core_size=256, n_steps=20, gamma=0.99, lr=7e-4,
             lr_schedule="linear", optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5,
             entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, shared_torso=True,
             total_steps=10_000_000, eval_interval=1_000_000, eval_episodes=3, final_eval_episodes=10,
@@ -95,7 +95,7 @@ PRESETS: dict[str, Preset] = {
         "alpha 0.99 eps 1e-5, ent 0.01, vf 0.5, max_grad_norm 0.5); rl-baselines3-zoo a2c.yml "
         "atari uses the same with vf_coef 0.25",
         values=dict(
-            torso="a3c-conv", n_envs=16, n_steps=5, gamma=0.99, lr=7e-4, lr_schedule="linear",
+            torso="a3c-conv", vec_env="ale", n_envs=16, n_steps=5, gamma=0.99, lr=7e-4, lr_schedule="linear",
             optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
             max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=1_000_000,
             eval_episodes=3, final_eval_episodes=10, checkpoint_interval=500_000,
@@ -185,6 +185,9 @@ def build_config(env_id: str, /, preset: str | None = None, **overrides: Any) ->
     values = {**PRESETS[name].values, **overrides}
     if values.get("core", "none") != "none" and "shared_torso" not in overrides:
         values["shared_torso"] = True  # the LSTM sits on one torso: --core lstm composes with any preset
+    if values.get("vec_env") == "ale" and env_family(env_id) != "atari":
+        raise ConfigError(f"vec_env ale steps Atari games (ale-py's AtariVectorEnv); {env_id!r} is not "
+                          "one: use vec_env sync or async")
     values.setdefault("n_envs", 8 if values.get("algo", "a3c") == "a2c" else 1)
     if "target_return" not in overrides:
         values["target_return"] = reward_threshold(env_id)

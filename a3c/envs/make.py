@@ -14,8 +14,9 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 
-from a3c.config import Config
+from a3c.config import Config, usable_cores
 from a3c.envs import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
+from a3c.envs.atari_batch import AtariBatch
 from a3c.errors import EnvError, EnvFactoryError
 from a3c.references import is_reference, resolve
 
@@ -256,9 +257,23 @@ def _batched(info: dict) -> dict:
     return out
 
 
-def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv:
+def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv | AtariBatch:
     """config.n_envs envs stepped as one batch, seeded seed, seed + 1, ...: an A2C learner's batch, or
-    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward."""
+    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward.
+    vec_env ale steps Atari games in ale-py's C++ threads: one thread per A3C worker (the workers
+    take the cores), every usable core for A2C's one process."""
+    if config.vec_env == "ale":
+        name, _ = _import_prefix(config.env_id)
+        spec = _find_spec(name, config.env_id)
+        if spec is None or not atari.is_atari(spec):
+            raise EnvError(f"vec_env ale steps Atari games (ale-py's AtariVectorEnv); {config.env_id!r} "
+                           "is not one: use vec_env sync")
+        if config.env_wrappers:
+            raise EnvError("vec_env ale steps the games in C++, where wrappers cannot reach: use vec_env "
+                           "sync for an Atari game with env_wrappers")
+        threads = 1 if config.algo == "a3c" else usable_cores()
+        return AtariBatch(spec, config.n_envs, num_threads=min(threads, config.n_envs),
+                          **config.env_kwargs)
     if config.n_envs == 1:
         return SingleEnv(make_config_env(config, seed, training=True))
     fns = [functools.partial(make_config_env, config, seed + i, training=True)
