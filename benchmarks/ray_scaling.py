@@ -33,7 +33,7 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
 
     from a3c.core.networks import ActorCritic, NetworkSpec
     from a3c.core.optim import make_optimizer, optimizer_tensors
-    from a3c.drivers.ray.actor import RayBackend
+    from a3c.drivers.ray.actor import RayBackend, join, server_name
     from a3c.drivers.ray.server import ParameterServer
     from a3c.presets import build_config
 
@@ -45,8 +45,8 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
                                    shared_torso=config.shared_torso)
     net = ActorCritic(spec)
     optimizer = make_optimizer(config, net.parameters(), shared=False)
-    name = f"bench-server-{clients}-{time.monotonic_ns()}"
-    server = ray.remote(ParameterServer).options(num_cpus=0, name=name).remote(
+    base = f"bench-server-{clients}-{time.monotonic_ns()}"
+    server = ray.remote(ParameterServer).options(num_cpus=0, name=server_name(base, 0)).remote(
         config, spec, net.state_dict(), optimizer_tensors(optimizer, net))
 
     @ray.remote(num_cpus=1)
@@ -56,7 +56,7 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
             self.net = ActorCritic(spec)
             for p in self.net.parameters():
                 p.grad = torch.randn_like(p) * 1e-3
-            self.backend = RayBackend(rank, config, ray.get_actor(name))
+            self.backend = RayBackend(rank, config, base, *join(base, rank))
 
         def run(self, until: float) -> int:
             n = 0
