@@ -260,38 +260,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     Files are data, never code: JSON and TOML parsers only. Unknown keys, values of the wrong type
     and duplicate keys are ConfigErrors naming the file; ranges are checked with the whole config.
     """
-    import json
-
     name = os.fspath(path)
-    suffix = os.path.splitext(name)[1].lower()
-    if suffix not in (".json", ".toml"):
-        raise ConfigError(f"config file {name}: expected a .json or .toml file")
-    try:
-        with open(name, "rb") as f:
-            raw = f.read()
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {name} is not UTF-8 text") from None
-    try:
-        if suffix == ".json":
-            def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-                keys = [k for k, _ in pairs]
-                twice = sorted({k for k in keys if keys.count(k) > 1})
-                if twice:
-                    raise ValueError(f"duplicate key(s) {', '.join(twice)}")
-                return dict(pairs)
-            data = json.loads(text, object_pairs_hook=no_duplicates)
-        else:
-            data = _toml_loads(text)
-    except ConfigError:
-        raise
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        detail = " ".join(str(exc).split())
-        raise ConfigError(f"config file {name} is not valid {suffix[1:].upper()}: {detail}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {name} must hold a table of options, got {type(data).__name__}")
+    data = read_data_file(path)
     types = {f.name: f.type for f in fields(Config)}
     unknown = sorted(map(repr, set(data) - set(types)))
     if unknown:
@@ -308,6 +278,44 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         except ConfigError as exc:
             raise ConfigError(f"config file {name}: {exc}") from None
     return values
+
+
+def read_data_file(path: str | os.PathLike, what: str = "config file") -> dict[str, Any]:
+    """The table a JSON (.json) or TOML (.toml) file holds, parsed as data (never run as code);
+    duplicate keys and anything but a table at the top are ConfigErrors naming the file."""
+    import json
+
+    name = os.fspath(path)
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in (".json", ".toml"):
+        raise ConfigError(f"{what} {name}: expected a .json or .toml file")
+    try:
+        with open(name, "rb") as f:
+            raw = f.read()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {name} is not UTF-8 text") from None
+    try:
+        if suffix == ".json":
+            def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+                keys = [k for k, _ in pairs]
+                twice = sorted({k for k in keys if keys.count(k) > 1})
+                if twice:
+                    raise ValueError(f"duplicate key(s) {', '.join(twice)}")
+                return dict(pairs)
+            data = json.loads(text, object_pairs_hook=no_duplicates)
+        else:
+            data = _toml_loads(text)
+    except ConfigError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{what} {name} is not valid {suffix[1:].upper()}: {detail}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {name} must hold a table of options, got {type(data).__name__}")
+    return data
 
 
 def _toml_loads(text: str) -> Any:

@@ -56,3 +56,35 @@ def _ip(hex_address: str, width: int) -> str:
     if width == 32 and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def kill_node(node) -> list[int]:
+    """SIGKILL a Ray node's raylet and every process under it (its workers, its agents) at once, as
+    when its machine goes away; return their pids. `node` is a ray.cluster_utils node."""
+    import signal
+
+    from ray._private import ray_constants
+
+    [raylet] = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
+    pids = _descendants(raylet.process.pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    raylet.process.wait(10)
+    return pids
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rpartition(")")[2].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out

@@ -13,7 +13,6 @@ import uuid
 
 import ray
 import torch
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from a3c.config import Config, usable_cores
 from a3c.core.messages import LearnerReport
@@ -30,6 +29,7 @@ STOP_TIMEOUT = 10.0  # seconds for the workers to finish their update once asked
 # A server lost again this soon after the last was restored points at a cause a restore will not
 # cure (a node out of memory, a bug): the run stops, with its checkpoints, instead of looping.
 SERVER_LOSS_WINDOW = 60.0
+HEAD_NODE = "node:__internal_head__"  # a resource only Ray's head node has
 
 
 class RayDriver(Driver):
@@ -48,6 +48,7 @@ class RayDriver(Driver):
         self.workers: list[ray.actor.ActorHandle] = []
         self.runs: dict[ray.ObjectRef, int] = {}  # each worker's run() call: rank
         self.worker_counts: dict[int, tuple[int, int]] = {}
+        self.worker_nodes: dict[int, str] = {}  # rank: the id of the Ray node its worker runs on
         self._restarts = 0  # worker actors started again: by Ray (a dead one) or by us (a raising one)
         self._events: list[Event] = []
         self._snapshot = Snapshot(start_steps, start_updates, {}, {}, [])  # the newest, without its reports
@@ -82,14 +83,15 @@ class RayDriver(Driver):
         """The parameter server of the next generation: from the trainer's network and optimizer,
         which hold the newest snapshot, and that snapshot's counters when it replaces a lost one.
 
-        It reserves no CPU, so that N workers fill N CPUs, and runs on the driver's node: the run
-        cannot outlive that node anyway, and its snapshots cross no network.
+        It reserves no CPU, so that N workers fill N CPUs, and runs on the head node, where `a3c
+        train` normally runs too (docs/distributed.md): a cluster does not outlive its head, and the
+        driver's snapshots then cross no network.
         """
         assert self.config is not None
         generation = len(self.servers)
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         actor = ray.remote(ParameterServer).options(
-            num_cpus=0, max_restarts=0, name=server_name(self._base, generation), scheduling_strategy=here)
+            num_cpus=0, resources={HEAD_NODE: 0.001}, max_restarts=0,
+            name=server_name(self._base, generation))
         self.server = actor.remote(self.config, self.net.spec, self.net.state_dict(),
                                    optimizer_tensors(self.optimizer, self.net), self.start_steps,
                                    self.start_updates, restored=restored, generation=generation)
@@ -193,7 +195,7 @@ class RayDriver(Driver):
         load_optimizer_tensors(self.optimizer, self.net,
                                {k: torch.tensor(v) for k, v in snapshot.optimizer_state.items()})
         self._steps, self._updates = snapshot.steps, snapshot.updates
-        self.worker_counts = snapshot.worker_counts
+        self.worker_counts, self.worker_nodes = snapshot.worker_counts, snapshot.worker_nodes
         self._restarts = snapshot.restarts
         self._note_lost_nodes(snapshot.worker_nodes)
         self._events.extend(snapshot.events)

@@ -272,6 +272,12 @@ class ParameterServer:
     def pid(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The id of the Ray node this server runs on (as an actor)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def stats(self) -> dict[str, float]:
         """For benchmarks: updates applied, puts made, and this process's CPU time."""
         return {"updates": self.version, "puts": self.puts, "cpu_seconds": time.process_time()}
