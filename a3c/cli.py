@@ -151,6 +151,11 @@ def _train(args: argparse.Namespace) -> int:
         from a3c.drivers.processes import prestart_workers
 
         prestart_workers()  # the workers' imports run while this process imports torch
+    if getattr(args, "backend", None) == "ray" and getattr(args, "ray_address", None) is None \
+            and args.config is None and args.resume is None:
+        from a3c.config import usable_cores
+
+        _start_ray_while_importing(max(usable_cores(), getattr(args, "workers", 0)))
     model = build_model(args)
     cfg = model.config
     algo = cfg.algo
@@ -185,6 +190,24 @@ def _train(args: argparse.Namespace) -> int:
               f"a3c train --resume {r.run_dir}", file=sys.stderr)
         return 128 + r.signal  # 130 for Ctrl-C, 143 for SIGTERM: the shell's convention
     return 0
+
+
+def _start_ray_while_importing(cpus: int) -> None:
+    """Start the run's local Ray instance now, importing torch and the API in a thread meanwhile:
+    Ray's start-up is mostly waiting for its processes, so the imports come nearly free. The run's
+    connect() then takes this instance. Without Ray, nothing: the run says what to install."""
+    import importlib
+    import threading
+
+    imports = threading.Thread(target=importlib.import_module, args=("a3c.api",), daemon=True)
+    imports.start()
+    try:
+        from a3c.drivers.ray.connection import start_local
+    except ImportError:
+        return
+    # Here, not in a thread: Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).
+    start_local(cpus, for_the_next_run=True)
+    imports.join()
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -44,9 +44,20 @@ def cluster():
     ray = pytest.importorskip("ray")
     from a3c.drivers.ray.connection import connect
 
+    before = signal.getsignal(signal.SIGTERM)
     connect(None, cpus=2)
+    SIGTERM_HANDLERS.extend([before, signal.getsignal(signal.SIGTERM)])
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+SIGTERM_HANDLERS = []  # before and after the module's instance started
+
+
+def test_starting_ray_leaves_sigterm_to_the_run(cluster):
+    # ray.init makes SIGTERM exit at once; a run's SIGTERM must stop it cleanly, with a checkpoint.
+    before, after_start = SIGTERM_HANDLERS
+    assert after_start is before
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 
 import ray
@@ -51,28 +53,62 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+# What a worker actor imports (torch, Gymnasium, this package): a local instance's worker processes
+# import it as they start, while the driver is still busy, instead of when an actor is placed on them.
+PRELOAD = ["a3c.drivers.ray.actor"]
+_started: str | None = None  # what start_local started, until a run's connect() takes it
+
+
 def connect(address: str | None, cpus: int) -> str:
     """Join the cluster at `address` ('auto' or HOST:PORT), or if None start a new local Ray instance
     on loopback with `cpus` CPUs; what was done, for the log.
 
     A process already connected (ray.init called before, as in a Ray Tune trial) keeps its connection.
     """
+    global _started
     if ray.is_initialized():
+        if _started is not None and address is None:  # the instance start_local started for this run
+            started, _started = _started, None
+            return started
         return f"ran on the Ray cluster this process was connected to ({describe()})"
     if address is None:
-        with loopback_only():
-            # address="local": a new instance, whatever RAY_ADDRESS or ray_current_cluster say.
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False,
-                     logging_level=logging.WARNING, _node_ip_address=LOOPBACK)
-        return f"started a new local Ray instance ({describe()})"
+        return start_local(cpus)
     joining = loopback_only() if is_loopback(address) else contextlib.nullcontext()
     try:
-        with joining:
+        with joining, _signals_kept():
             ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, ValueError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {address!r}: {exc}; start it first "
                           "(ray start --head), or drop --ray-address for a local instance") from None
     return f"joined the Ray cluster at {address} ({describe()})"
+
+
+def start_local(cpus: int, for_the_next_run: bool = False) -> str:
+    """Start a new local Ray instance on loopback with `cpus` CPUs and connect to it; with
+    for_the_next_run, the next connect(None, ...) takes it as the one it would have started."""
+    global _started
+    with loopback_only(), _signals_kept():
+        # address="local": a new instance, whatever RAY_ADDRESS or ray_current_cluster say.
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 _node_ip_address=LOOPBACK, _system_config={"preload_python_modules": PRELOAD})
+    started = f"started a new local Ray instance ({describe()})"
+    if for_the_next_run:
+        _started = started
+    return started
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """ray.init makes SIGTERM exit the process at once; a run's SIGTERM stops it cleanly, with a
+    checkpoint (a3c.run.signals), so the handler in place before is put back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe() -> str:
