@@ -131,6 +131,9 @@ class ParameterServer:
         # The configured torch Adam/RMSprop, as the local backend's: elementwise, so one flat tensor
         # gives exactly the per-layer result.
         self.optimizer = make_optimizer(config, [self.flat], shared=False)
+        for group in self.optimizer.param_groups:
+            if "fused" in group:  # Adam: torch's fused kernel steps one flat tensor in one call, where
+                group.update(fused=True, foreach=False)  # the foreach path suits many tensors
         if optimizer_state:
             self._load_optimizer_state(optimizer_state)
         self.start_steps = start_steps  # where this run began: part of the workers' seeding rule
