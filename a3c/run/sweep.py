@@ -218,8 +218,7 @@ def _run_on_tune(pending: list[Trial], directories: dict[str, Path], out: Path, 
     from a3c.config import usable_cores
     from a3c.drivers.ray.connection import connect
 
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # each run logs for itself
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's older reporter keeps quiet at verbose=0
     note(f"sweep: {connect(ray_address, max(usable_cores(), max(t.cpus for t in pending)))}")
     by_cpus: dict[int, list[Trial]] = {}
     for t in pending:
