@@ -17,6 +17,7 @@ import contextlib
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import ray
@@ -190,14 +191,10 @@ class RayBackend(Backend):
             self.sent[1] += 1
         self.batch, self.staleness = [], deque()
         self.pending.clear()
-        after = self.generation
-        while True:
-            self.server, self.generation = newest_server(self.base, after)
-            try:
-                joined: Joined = ray.get(self.server.rejoin.remote(self.rank, tuple(self.sent)))
-                break
-            except SERVER_LOST:  # that one is gone too: wait for the next
-                after = self.generation
+        sent = tuple(self.sent)
+        self.server, joined = call_newest_server(self.base, self.generation,
+                                                 lambda server: server.rejoin.remote(self.rank, sent))
+        self.generation = joined.generation
         self.sent = list(joined.counts)
         self.version = -1  # load the restored parameters at the next pull
         self.latest, self.params, self.statistics = joined.reply, joined.reply.params, joined.reply.statistics
@@ -253,10 +250,16 @@ class WorkerActor:
 def join(base: str, rank: int) -> tuple[ray.actor.ActorHandle, Joined]:
     """Find the run's newest parameter server and join it as a worker of `rank` on this node."""
     node = ray.get_runtime_context().get_node_id()
-    after = -1
+    return call_newest_server(base, -1, lambda server: server.join.remote(rank, node))
+
+
+def call_newest_server(base: str, after: int, call: Callable[[ray.actor.ActorHandle], ray.ObjectRef]
+                       ) -> tuple[ray.actor.ActorHandle, Joined]:
+    """call(server) on the run's newest server of a generation above `after`, and its answer; a server
+    lost before it answers is followed by the one the driver puts in its place."""
     while True:
         server, generation = newest_server(base, after)
         try:
-            return server, ray.get(server.join.remote(rank, node))
-        except SERVER_LOST:  # lost before we joined: wait for the one the driver puts in its place
+            return server, ray.get(call(server))
+        except SERVER_LOST:
             after = generation
