@@ -43,8 +43,10 @@ def loopback_only() -> Iterator[None]:
 
 def is_loopback(address: str) -> bool:
     """Whether HOST:PORT (or HOST) names this machine's loopback interface."""
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-    host = host.strip("[]")
+    if address.startswith("["):  # [IPv6]:PORT
+        host = address[1:].partition("]")[0]
+    else:
+        host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
     if host == "localhost":
         return True
     try:
