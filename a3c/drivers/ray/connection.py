@@ -55,9 +55,6 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-# What a worker actor imports (torch, Gymnasium, this package): a local instance's worker processes
-# import it as they start, while the driver is still busy, instead of when an actor is placed on them.
-PRELOAD = ["a3c.drivers.ray.actor"]
 _started: str | None = None  # what start_local started, until a run's connect() takes it
 
 
@@ -92,7 +89,7 @@ def start_local(cpus: int, for_the_next_run: bool = False) -> str:
     with loopback_only(), _signals_kept():
         # address="local": a new instance, whatever RAY_ADDRESS or ray_current_cluster say.
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 _node_ip_address=LOOPBACK, _system_config={"preload_python_modules": PRELOAD})
+                 _node_ip_address=LOOPBACK)
     started = f"started a new local Ray instance ({describe()})"
     if for_the_next_run:
         _started = started
