@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="moving-average window in episodes (default: about 2%% of a run's episodes)")
     plot.add_argument("--title", default=None, help="figure title")
     plot.add_argument("--labels", nargs="+", default=None, help="one legend label per run")
+    _add_sweep_parser(sub)
     return parser
 
 
@@ -178,6 +179,11 @@ def _train(args: argparse.Namespace) -> int:
         from a3c.drivers.processes import prestart_workers
 
         prestart_workers()  # the workers' imports run while this process imports torch
+    if getattr(args, "backend", None) == "ray" and getattr(args, "ray_address", None) is None \
+            and args.config is None and args.resume is None:
+        from a3c.config import usable_cores
+
+        _start_ray_while_importing(max(usable_cores(), getattr(args, "workers", 0)))
     model = build_model(args)
     cfg = model.config
     algo = cfg.algo
@@ -214,6 +220,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_ray_while_importing(cpus: int) -> None:
+    """Start the run's local Ray instance now, importing torch and the API in a thread meanwhile:
+    Ray's start-up is mostly waiting for its processes, so the imports come nearly free. The run's
+    connect() then takes this instance. Without Ray, nothing: the run says what to install."""
+    import importlib
+    import threading
+
+    imports = threading.Thread(target=importlib.import_module, args=("a3c.api",), daemon=True)
+    imports.start()
+    try:
+        from a3c.drivers.ray.connection import start_local
+    except ImportError:
+        return
+    # Here, not in a thread: Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).
+    start_local(cpus, for_the_next_run=True)
+    imports.join()
+
+
 def _eval(args: argparse.Namespace) -> int:
     from a3c.api import load
     from a3c.errors import ConfigError
@@ -247,12 +271,46 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- a3c sweep: a grid of runs as Ray Tune trials (a3c.run.sweep) ---
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of trainings (envs x options x seeds) as Ray Tune trials; one table",
+        description="Run every trial of a grid file (envs, seeds, algo, options, grid; JSON or TOML, see "
+        "docs/distributed.md) as a Ray Tune trial, each a normal run directory under OUT/trials, and "
+        "write OUT/summary.md and OUT/summary.csv: median, interquartile mean and bootstrap intervals "
+        "of the final evaluation over the seeds. Run it again to run only the trials not finished. "
+        'Needs pip install "a3c[ray]".')
+    sweep.add_argument("grid", help="the grid file (.json or .toml)")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="where the trials and the table go")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="the Ray cluster to run on, 'auto' or HOST:PORT (default: a new local instance)")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from a3c.drivers.ray import require_ray
+    from a3c.errors import TrainingError
+    from a3c.run.sweep import read_grid, run_sweep
+
+    grid = read_grid(args.grid)
+    require_ray()
+    _, failures = run_sweep(grid, Path(args.out), args.ray_address,
+                            note=lambda text: print(f"a3c: {text}", file=sys.stderr))
+    print((Path(args.out) / "summary.md").read_text(), end="")
+    if failures:
+        raise TrainingError(f"{len(failures)} trial(s) failed; run the sweep again to retry them:\n"
+                            + "\n".join(failures))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from a3c.errors import A3CError, EnvFactoryError, TrainingError
 
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "plot": _plot}[args.command](args)
+        return {"train": _train, "eval": _eval, "plot": _plot, "sweep": _sweep}[args.command](args)
     except TrainingError as exc:  # the run started and failed: its traceback, if any, is the news
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1

@@ -323,20 +323,41 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     Files are data, never code: JSON and TOML parsers only. Unknown keys, values of the wrong type
     and duplicate keys are ConfigErrors naming the file; ranges are checked with the whole config.
     """
+    name = os.fspath(path)
+    data = read_data_file(path)
+    types = {f.name: f.type for f in fields(Config)}
+    unknown = sorted(map(repr, set(data) - set(types)))
+    if unknown:
+        raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
+                          "the keys are Config's fields, e.g. total_steps, lr")
+    values = _tuples_from_lists(data)
+    for key, value in values.items():
+        try:
+            _check_type(key, types[key], value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
+        except ConfigError as exc:
+            raise ConfigError(f"config file {name}: {exc}") from None
+    return values
+
+
+def read_data_file(path: str | os.PathLike, what: str = "config file") -> dict[str, Any]:
+    """The table a JSON (.json) or TOML (.toml) file holds, parsed as data (never run as code);
+    duplicate keys and anything but a table at the top are ConfigErrors naming the file."""
     import json
 
     name = os.fspath(path)
     suffix = os.path.splitext(name)[1].lower()
     if suffix not in (".json", ".toml"):
-        raise ConfigError(f"config file {name}: expected a .json or .toml file")
+        raise ConfigError(f"{what} {name}: expected a .json or .toml file")
     try:
         with open(name, "rb") as f:
             raw = f.read()
         text = raw.decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {name} is not UTF-8 text") from None
+        raise ConfigError(f"{what} {name} is not UTF-8 text") from None
     try:
         if suffix == ".json":
             def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -352,23 +373,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         detail = " ".join(str(exc).split())
-        raise ConfigError(f"config file {name} is not valid {suffix[1:].upper()}: {detail}") from None
+        raise ConfigError(f"{what} {name} is not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {name} must hold a table of options, got {type(data).__name__}")
-    types = {f.name: f.type for f in fields(Config)}
-    unknown = sorted(map(repr, set(data) - set(types)))
-    if unknown:
-        raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
-                          "the keys are Config's fields, e.g. total_steps, lr")
-    values = _tuples_from_lists(data)
-    for key, value in values.items():
-        try:
-            _check_type(key, types[key], value)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number, got {value}")
-        except ConfigError as exc:
-            raise ConfigError(f"config file {name}: {exc}") from None
-    return values
+        raise ConfigError(f"{what} {name} must hold a table of options, got {type(data).__name__}")
+    return data
 
 
 def _toml_loads(text: str) -> Any:

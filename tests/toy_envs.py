@@ -112,6 +112,23 @@ class EpisodesThenFailEnv(_VectorObsEnv):
         return np.zeros(3, dtype=np.float32), 1.0, self.t == 5, False, {}
 
 
+class SeedEchoEnv(FailingEnv):
+    """Every step is an episode whose reward is the seed of the env's first reset, so the episode log
+    shows the seeds each learner drew; it raises at step `fail_at`, as FailingEnv does, so that the
+    learner is restarted and draws again."""
+
+    first_seed: int | None = None
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and self.first_seed is None:
+            self.first_seed = seed
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, *_ = super().step(action)
+        return obs, float(self.first_seed), True, False, {}
+
+
 class NaNRewardEnv(IdentityEnv):
     """The identity env whose reward is NaN with probability `p` (from its own seeded RNG)."""
 
@@ -208,6 +225,7 @@ _ENVS = {
     "ToyUnboundedBox-v0": (UnboundedBoxActionEnv, dict(max_episode_steps=10)),
     "ToyImageObs-v0": (ImageObsEnv, dict(max_episode_steps=10)),
     "ToyFailing-v0": (FailingEnv, dict(max_episode_steps=1000)),
+    "ToySeedEcho-v0": (SeedEchoEnv, dict(kwargs=dict(fail_at=25))),
     "ToyNaNReward-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=0.05))),
     "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
     "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),

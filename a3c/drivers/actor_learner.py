@@ -32,7 +32,7 @@ class ActorLearner:
         self.backend = backend
         self.start_time = start_time
         self.report = LearnerReport(rank)
-        self.next_flush = time.monotonic() + config.log_interval
+        self.next_flush = time.monotonic()  # the first update is reported at once: when learning began
         self.skipped_in_a_row = 0
 
     def update(self) -> None:
