@@ -15,6 +15,10 @@ _EXPORTS = {
     "ConfigError": "a3c.errors", "EnvError": "a3c.errors", "WorkerError": "a3c.errors",
     "TrainingError": "a3c.errors", "NonFiniteError": "a3c.errors",
     "EvalResult": "a3c.run.evaluation", "evaluate": "a3c.run.evaluation",
+    "evaluate_policy": "a3c.api", "UntrustedCodeError": "a3c.errors",
+    **{name: "a3c.run.callbacks" for name in (
+        "Callback", "CallbackList", "EvalCallback", "CheckpointCallback",
+        "StopTrainingOnRewardThreshold", "StopTrainingOnNoModelImprovement")},
 }
 __all__ = list(_EXPORTS)
 __version__ = "0.1.0"

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -21,14 +23,17 @@ from a3c.core.optim import load_optimizer_tensors, make_optimizer
 from a3c.drivers.a2c import A2CDriver, resolve_device
 from a3c.drivers.base import Driver, RunPosition
 from a3c.drivers.hogwild import HogwildDriver
-from a3c.envs.make import make_env
+from a3c.envs.make import make_config_env, modules_named
 from a3c.errors import A3CWarning, CheckpointError, ConfigError
 from a3c.presets import build_config
-from a3c.references import reference_of
+from a3c.references import check_trusted, reference_of
+from a3c.run.callbacks import Callback, as_callback
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.run.export import export_policy
 from a3c.run.supervisor import Supervisor, TrainResult
+
+EnvLike = str | Callable[..., gym.Env] | gym.Env  # an id, a function that builds one env, or an env
 
 # What may change when a run resumes: how long and how it runs, not what it learns.
 RESUME_OPTIONS = (
@@ -59,6 +64,59 @@ def torso_reference(cls: type) -> str:
     return reference
 
 
+def env_options(env: EnvLike, wrappers: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The config fields that describe how to make `env` in every worker and again after loading:
+    env_id (and env_kwargs for an env instance, env_wrappers for wrappers given as classes).
+
+    An env instance is taken by its registration (id and kwargs), as each worker makes its own
+    envs; a function or wrapper class must be importable by name, 'module:function'.
+    """
+    options: dict[str, Any] = {}
+    if isinstance(env, str):
+        options["env_id"] = env
+    elif isinstance(env, gym.Env):
+        spec = env.spec
+        if spec is None or not spec.id:
+            raise ConfigError(
+                f"the env instance {env!r} has no registration (env.spec), so its workers cannot make "
+                "their own copies: pass its id, or a function that builds one env (module:function)")
+        kwargs = {k: v for k, v in spec.kwargs.items() if k != "render_mode"}
+        registered = gym.spec(spec.id) if spec.id in gym.registry else None
+        if registered is not None and spec.max_episode_steps != registered.max_episode_steps:
+            kwargs["max_episode_steps"] = spec.max_episode_steps
+        options["env_id"], options["env_kwargs"] = spec.id, kwargs
+    elif callable(env):
+        options["env_id"] = _named(env, "the env function")
+    else:
+        raise ConfigError(f"env must be an id, a function that builds one env, or a gymnasium.Env; "
+                          f"got {env!r}")
+    if wrappers is not None:
+        options["env_wrappers"] = tuple(w if isinstance(w, str) else _named(w, "an env wrapper")
+                                        for w in wrappers)
+    return options
+
+
+def _named(obj: Any, what: str) -> str:
+    reference = reference_of(obj, allow_main=True)
+    if reference is None:
+        raise ConfigError(f"{what} {obj!r} cannot be named: each worker process makes its own envs, "
+                          "so it must be a function or class defined at the top level of a module "
+                          "(not a lambda or a function inside another)")
+    return reference
+
+
+def check_named_code(config: Config, source: object, trust_code: bool) -> None:
+    """A checkpoint's config may name modules (its env's, its wrappers'): refuse to import them
+    unless trust_code; refuse outright what only the script that trained it could name."""
+    for module in modules_named(config.env_id, config.env_wrappers):
+        if module == "__main__":
+            raise CheckpointError(
+                f"{source}: its env was made by code of the script that trained it ({config.env_id}, "
+                f"wrappers {list(config.env_wrappers)}), which this process cannot name: pass env= "
+                "(a3c eval: train and evaluate with an env in a module)")
+        check_trusted(module, f"{source}'s env", trust_code)
+
+
 def default_run_dir(config: Config) -> Path:
     name = config.env_id.replace("/", "_").replace(":", "_")
     return Path("runs") / f"{name}-{config.algo}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
@@ -76,12 +134,20 @@ class ActorCriticAlgorithm:
 
     algo: str = ""
 
-    def __init__(self, env: str, *, preset: str | None = None, verbose: int = 1,
-                 config: Config | None = None, **hparams: Any):
+    def __init__(self, env: EnvLike, *, preset: str | None = None, verbose: int = 1,
+                 config: Config | None = None, wrappers: Iterable[Any] | None = None, **hparams: Any):
+        """env: an id, a function that builds one env, or an env instance (taken by its id and kwargs);
+        wrappers: classes or 'module:Class' references applied to each env, innermost first;
+        hparams: any Config field (env_kwargs={...} among them), over the preset's values."""
         name = type(self).__name__
         if config is None:
             if isinstance(hparams.get("torso"), type):
                 hparams["torso"] = torso_reference(hparams["torso"])
+            options = env_options(env, wrappers)
+            if "env_kwargs" in options and "env_kwargs" in hparams:
+                raise ConfigError("env_kwargs is given twice: by the env instance and by the caller")
+            hparams.update({k: v for k, v in options.items() if k != "env_id"})
+            env = options["env_id"]
             hparams.setdefault("algo", self.algo)
             if hparams["algo"] != self.algo:
                 raise ConfigError(f"{name} trains algo {self.algo!r}, not {hparams['algo']!r}")
@@ -91,7 +157,7 @@ class ActorCriticAlgorithm:
             raise ConfigError(f"{name} trains algo {self.algo!r}, but the config says {config.algo!r}")
         self.config = config
         self.device = self._device()
-        probe = make_env(self.config.env_id)
+        probe = make_config_env(self.config)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
         spec = NetworkSpec.from_spaces(self.observation_space, self.action_space,
@@ -119,12 +185,21 @@ class ActorCriticAlgorithm:
     def _driver(self, config: Config, position: RunPosition | None) -> Driver:
         raise NotImplementedError
 
-    def learn(self: _Model, total_steps: int | None = None, *, max_seconds: float | None = None,
+    def learn(self: _Model, total_steps: int | None = None, *, total_timesteps: int | None = None,
+              callback: Callback | Iterable[Callback] | None = None, max_seconds: float | None = None,
               target_return: float | None = None, run_dir: str | os.PathLike | None = None) -> _Model:
-        """Train until total_steps more env steps, max_seconds, or the target evaluation return.
+        """Train until total_steps more env steps, max_seconds, the target evaluation return, or a
+        callback (a3c.callbacks) returning False.
 
-        After resume(), total_steps defaults to the steps the resumed run had left.
+        total_timesteps is Stable-Baselines3's name for total_steps. After resume(), total_steps
+        defaults to the steps the resumed run had left.
         """
+        if total_timesteps is not None:
+            if total_steps is not None and total_steps != total_timesteps:
+                raise ConfigError(f"total_steps ({total_steps}) and total_timesteps ({total_timesteps}) "
+                                  "are the same option: give one")
+            total_steps = total_timesteps
+        callbacks = as_callback(callback)
         changes: dict[str, Any] = {}
         position = self._position
         if total_steps is not None:
@@ -140,7 +215,7 @@ class ActorCriticAlgorithm:
         config = self.config.replace(**changes).validated()
         directory = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         supervisor = Supervisor(config, self.policy, self.optimizer, directory, self.num_steps,
-                                self.verbose, position, self._resumed_from)
+                                self.verbose, position, self._resumed_from, callbacks, model=self)
         driver = self._driver(config, position)
         self._position = self._resumed_from = None
         self.last_result = supervisor.run(driver)
@@ -160,11 +235,12 @@ class ActorCriticAlgorithm:
         return left
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = False) -> tuple[np.ndarray | int, Any]:
-        """Action(s) for one observation or a batch; (action, None) like Stable-Baselines3.
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """Action(s) for one observation or a batch, as NumPy arrays; (action, None) like
+        Stable-Baselines3 (one observation gives one action: a 0-d array for a Discrete space).
 
         observation: as the env gives it (an array, an int, a dict or a tuple of parts), or a batch
-        as a vector env gives it; actions come in the action space's form and dtype.
+        as a vector env gives it; actions come in the action space's shape and dtype.
 
         A recurrent (LSTM) policy returns (action, state): pass the state back with the next
         observation, and episode_start (a bool per observation) True where an episode begins.
@@ -179,15 +255,13 @@ class ActorCriticAlgorithm:
             elif episode_start is not None:
                 state = self.policy.reset_state(state, np.asarray(episode_start, dtype=bool).reshape(-1))
             actions, _, state = self.policy.act(batch, state, deterministic)
-        actions = actions.cpu()
-        if single:
-            return to_env_action(actions[0], self.action_space), state
-        return np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions]), state
+        actions = np.stack([np.asarray(to_env_action(a, self.action_space)) for a in actions.cpu()])
+        return (np.asarray(actions[0]) if single else actions), state
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 0,
                  video_dir: str | os.PathLike | None = None, render: bool = False) -> EvalResult:
         """Whole episodes of the real env; video_dir records each to an MP4, render shows them."""
-        env = make_eval_env(self.config.env_id, video_dir, render)
+        env = make_eval_env(self.config, video_dir, render)
         try:
             return evaluate(self.policy, env, episodes, deterministic, seed)
         finally:
@@ -206,12 +280,14 @@ class ActorCriticAlgorithm:
         return save_checkpoint(path, self.policy, self.config, counters, self.optimizer)
 
     @classmethod
-    def load(cls: type[_Model], path: str | os.PathLike, verbose: int = 1,
-             device: str | None = None, trust_code: bool = False) -> _Model:
-        """The model a checkpoint holds; device (A2C) overrides the stored one, e.g. cpu for a GPU run.
+    def load(cls: type[_Model], path: str | os.PathLike, env: EnvLike | None = None,
+             device: str | None = None, verbose: int = 1, trust_code: bool = False) -> _Model:
+        """The model a checkpoint holds, on the env it was trained on, or on `env` if given.
 
-        A checkpoint whose network has a user's torso ('module:Class') loads only with
-        trust_code=True: importing the module runs its code.
+        device (A2C) overrides the stored one, e.g. cpu for a GPU run. A checkpoint that names code
+        (its env's module, its wrappers) is loaded only with trust_code=True, or with env= given:
+        loading a file never imports what it names by itself. A network with a user's torso
+        ('module:Class') needs trust_code=True in either case.
         """
         ckpt = load_checkpoint(path, trust_code)
         if ckpt.config.algo != cls.algo:
@@ -219,7 +295,7 @@ class ActorCriticAlgorithm:
             raise CheckpointError(
                 f"{path} holds an {right} model, not {cls.__name__}; load it with {right}.load "
                 "or a3c.load, which picks the class from the checkpoint")
-        return cls._from_checkpoint(ckpt, path, verbose, device)
+        return cls._from_checkpoint(ckpt, path, verbose, device, env=env, trust_code=trust_code)
 
     @classmethod
     def resume(cls: type[_Model], run_dir: str | os.PathLike, /, verbose: int = 1,
@@ -229,7 +305,7 @@ class ActorCriticAlgorithm:
         It goes on with the checkpoint's network, optimizer, counters, learning-rate schedule and
         observation statistics, in the same directory, its logs appended; exactly where the
         checkpoint holds its learner's RNG and envs (A2C on the CPU with classic-control envs, see
-        a3c.run_state). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
+        a3c.envs.state). overrides: only RESUME_OPTIONS; total_steps means that many more steps.
         trust_code: as for load.
         """
         path = latest_checkpoint(run_dir)
@@ -238,17 +314,17 @@ class ActorCriticAlgorithm:
             right = ALGORITHMS[ckpt.config.algo].__name__
             raise CheckpointError(f"{run_dir} holds an {right} run, not {cls.__name__}; resume it with "
                                   f"{right}.resume or a3c.resume")
-        return cls._resume(ckpt, path, run_dir, verbose, overrides)
+        return cls._resume(ckpt, path, run_dir, verbose, overrides, trust_code)
 
     @classmethod
     def _resume(cls: type[_Model], ckpt: Checkpoint, path: Path, run_dir: str | os.PathLike,
-                verbose: int, overrides: dict[str, Any]) -> _Model:
+                verbose: int, overrides: dict[str, Any], trust_code: bool) -> _Model:
         fixed = sorted(set(overrides) - set(RESUME_OPTIONS))
         if fixed:
             raise ConfigError(f"{', '.join(fixed)} cannot change when a run resumes: the checkpoint fixes "
                               "what it learns; start a new run to change it")
         config = ckpt.config.replace(run_dir=str(run_dir), **overrides)
-        model = cls._from_checkpoint(ckpt, path, verbose, None, config)
+        model = cls._from_checkpoint(ckpt, path, verbose, None, config, trust_code=trust_code)
         position = ckpt.position()
         if "total_steps" in overrides:
             position.target_steps = model.num_steps + model.config.total_steps
@@ -257,10 +333,18 @@ class ActorCriticAlgorithm:
 
     @classmethod
     def _from_checkpoint(cls: type[_Model], ckpt: Checkpoint, path: str | os.PathLike, verbose: int,
-                         device: str | None, config: Config | None = None) -> _Model:
+                         device: str | None, config: Config | None = None, env: EnvLike | None = None,
+                         trust_code: bool = False) -> _Model:
         config = config or ckpt.config
         if device is not None:
             config = config.replace(device=device)
+        if env is not None:  # the caller's env replaces the recorded one, wrappers and all
+            config = config.replace(env_kwargs={}, env_wrappers=(), **env_options(env)).validated()
+        else:
+            check_named_code(config, path, trust_code)
+        if ckpt.spec.user_torso:
+            check_trusted(ckpt.spec.torso.partition(":")[0], f"{path}'s network torso {ckpt.spec.torso!r}",
+                          trust_code)
         with warnings.catch_warnings():  # what obs_norm skips was said when the network was trained
             warnings.simplefilter("ignore", A3CWarning)
             model = cls(config.env_id, config=config, verbose=verbose)
@@ -328,11 +412,12 @@ class A2C(ActorCriticAlgorithm):
 ALGORITHMS: dict[str, type[ActorCriticAlgorithm]] = {"a3c": A3C, "a2c": A2C}
 
 
-def load(path: str | os.PathLike, verbose: int = 1, device: str | None = None,
+def load(path: str | os.PathLike, env: EnvLike | None = None, device: str | None = None, verbose: int = 1,
          trust_code: bool = False) -> ActorCriticAlgorithm:
     """An A3C or A2C model, whichever the checkpoint (or run directory) holds; see A3C.load."""
     ckpt = load_checkpoint(path, trust_code)
-    return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device)
+    return ALGORITHMS[ckpt.config.algo]._from_checkpoint(ckpt, path, verbose, device, env=env,
+                                                         trust_code=trust_code)
 
 
 def resume(run_dir: str | os.PathLike, /, verbose: int = 1, trust_code: bool = False,
@@ -344,4 +429,23 @@ def resume(run_dir: str | os.PathLike, /, verbose: int = 1, trust_code: bool = F
     """
     path = latest_checkpoint(run_dir)
     ckpt = load_checkpoint(path, trust_code)
-    return ALGORITHMS[ckpt.config.algo]._resume(ckpt, path, run_dir, verbose, overrides)
+    return ALGORITHMS[ckpt.config.algo]._resume(ckpt, path, run_dir, verbose, overrides, trust_code)
+
+
+def evaluate_policy(model: ActorCriticAlgorithm, env: EnvLike, n_eval_episodes: int = 10,
+                    deterministic: bool = True, return_episode_rewards: bool = False, seed: int = 0
+                    ) -> tuple[float, float] | tuple[list[float], list[int]]:
+    """Stable-Baselines3's evaluate_policy: (mean, std) of whole episodes' returns on env, or
+    (returns, lengths) with return_episode_rewards. env: an env instance (used as it is, not
+    closed) or what A3C(env) takes (made, then closed)."""
+    own = not isinstance(env, gym.Env)
+    instance = env if isinstance(env, gym.Env) else make_config_env(
+        model.config.replace(env_kwargs={}, env_wrappers=(), **env_options(env)).validated())
+    try:
+        result = evaluate(model.policy, instance, n_eval_episodes, deterministic, seed)
+    finally:
+        if own:
+            instance.close()
+    if return_episode_rewards:
+        return result.returns, result.lengths
+    return result.mean_return, result.std_return

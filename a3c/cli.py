@@ -82,6 +82,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                                 help=help_text, metavar=f.name.upper())
 
 
+TRUST_HELP = ("allow the checkpoint to import the modules it names (its env's module, env function "
+              "or wrappers, its network's torso class): only for files you trust, as importing a module "
+              "runs its code")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="a3c", description="Asynchronous (A3C) and synchronous (A2C) advantage "
                      "actor-critic on Gymnasium.")
@@ -97,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE", default=None,
                        help="options from a JSON or TOML file whose keys are the options below "
                        "(total_steps, lr, ...); options on the command line win")
+    train.add_argument("--trust-code", action="store_true",
+                       help="with --resume: " + TRUST_HELP)
     train.add_argument("--resume", metavar="RUN_DIR", default=None,
                        help="continue the run in RUN_DIR from its newest checkpoint, to its own "
                        "total steps (or --total-steps more); only options about how long and how it "
@@ -108,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     ev.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON line")
+    ev.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     ev.add_argument("--video", metavar="DIR", default=None,
                     help='record every episode to an MP4 file in DIR (pip install "a3c[video]")')
     ev.add_argument("--render", action="store_true", help="show the episodes in a window (needs a screen)")
@@ -121,9 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="onnx (onnxruntime and others; pip install \"a3c[export]\") or torchscript "
                     "(torch.jit.load) (default: onnx)")
     ex.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
-    ex.add_argument("--trust-code", action="store_true",
-                    help="allow the checkpoint to import the modules it names (a torso class of your own): "
-                    "only for files you trust, as importing a module runs its code")
+    ex.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     plot = sub.add_parser("plot", help="draw learning curves of one or more runs into a PNG")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (episodes.csv)")
     plot.add_argument("-o", "--output", default="learning_curves.png",
@@ -132,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="moving-average window in episodes (default: about 2%% of a run's episodes)")
     plot.add_argument("--title", default=None, help="figure title")
     plot.add_argument("--labels", nargs="+", default=None, help="one legend label per run")
+    _add_sweep_parser(sub)
     return parser
 
 
-_NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume")
+_NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume", "trust_code")
 
 
 def build_model(args: argparse.Namespace) -> Any:
@@ -150,10 +157,12 @@ def build_model(args: argparse.Namespace) -> Any:
     options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     verbose = 0 if args.quiet else 1
     preset = getattr(args, "preset", None)
+    if args.trust_code and args.resume is None:
+        raise ConfigError("--trust-code is for --resume: a new run imports what its command line names")
     if args.resume is not None:
         if args.config is not None:
             raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
-        model = resume(args.resume, verbose=verbose,
+        model = resume(args.resume, verbose=verbose, trust_code=args.trust_code,
                        **{k: v for k, v in options.items() if k not in ("algo",)})
         cfg = model.config
         given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", options.get("algo"), cfg.algo),
@@ -183,6 +192,11 @@ def _train(args: argparse.Namespace) -> int:
         from a3c.drivers.processes import prestart_workers
 
         prestart_workers()  # the workers' imports run while this process imports torch
+    if getattr(args, "backend", None) == "ray" and getattr(args, "ray_address", None) is None \
+            and args.config is None and args.resume is None:
+        from a3c.config import usable_cores
+
+        _start_ray_while_importing(max(usable_cores(), getattr(args, "workers", 0)))
     model = build_model(args)
     cfg = model.config
     algo = cfg.algo
@@ -219,13 +233,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_ray_while_importing(cpus: int) -> None:
+    """Start the run's local Ray instance now, importing torch and the API in a thread meanwhile:
+    Ray's start-up is mostly waiting for its processes, so the imports come nearly free. The run's
+    connect() then takes this instance. Without Ray, nothing: the run says what to install."""
+    import importlib
+    import threading
+
+    imports = threading.Thread(target=importlib.import_module, args=("a3c.api",), daemon=True)
+    imports.start()
+    try:
+        from a3c.drivers.ray.connection import start_local
+    except ImportError:
+        return
+    # Here, not in a thread: Ray's processes die with the thread that started them (PR_SET_PDEATHSIG).
+    start_local(cpus, for_the_next_run=True)
+    imports.join()
+
+
 def _eval(args: argparse.Namespace) -> int:
     from a3c.api import load
     from a3c.errors import ConfigError
 
     if args.episodes <= 0:
         raise ConfigError(f"--episodes must be positive, got {args.episodes}")
-    model = load(args.checkpoint, verbose=0, device="cpu")  # A3C or A2C, as the checkpoint says
+    # A3C or A2C, as the checkpoint says
+    model = load(args.checkpoint, verbose=0, device="cpu", trust_code=args.trust_code)
     result = model.evaluate(args.episodes, deterministic=not args.stochastic, seed=args.seed,
                             video_dir=args.video, render=args.render)
     if args.json:
@@ -262,6 +295,40 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- a3c sweep: a grid of runs as Ray Tune trials (a3c.run.sweep) ---
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of trainings (envs x options x seeds) as Ray Tune trials; one table",
+        description="Run every trial of a grid file (envs, seeds, algo, options, grid; JSON or TOML, see "
+        "docs/distributed.md) as a Ray Tune trial, each a normal run directory under OUT/trials, and "
+        "write OUT/summary.md and OUT/summary.csv: median, interquartile mean and bootstrap intervals "
+        "of the final evaluation over the seeds. Run it again to run only the trials not finished. "
+        'Needs pip install "a3c[ray]".')
+    sweep.add_argument("grid", help="the grid file (.json or .toml)")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="where the trials and the table go")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="the Ray cluster to run on, 'auto' or HOST:PORT (default: a new local instance)")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from a3c.drivers.ray import require_ray
+    from a3c.errors import TrainingError
+    from a3c.run.sweep import read_grid, run_sweep
+
+    grid = read_grid(args.grid)
+    require_ray()
+    _, failures = run_sweep(grid, Path(args.out), args.ray_address,
+                            note=lambda text: print(f"a3c: {text}", file=sys.stderr))
+    print((Path(args.out) / "summary.md").read_text(), end="")
+    if failures:
+        raise TrainingError(f"{len(failures)} trial(s) failed; run the sweep again to retry them:\n"
+                            + "\n".join(failures))
+    return 0
+
+
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """The library's own warnings as one line, like its errors; others as Python shows them."""
     from a3c.errors import A3CWarning
@@ -276,15 +343,19 @@ _python_show_warning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
-    from a3c.errors import A3CError, TrainingError
+    from a3c.errors import A3CError, EnvFactoryError, TrainingError
 
     warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "eval": _eval, "export": _export, "plot": _plot}[args.command](args)
+        commands = {"train": _train, "eval": _eval, "export": _export, "plot": _plot, "sweep": _sweep}
+        return commands[args.command](args)
     except TrainingError as exc:  # the run started and failed: its traceback, if any, is the news
         print(f"a3c: error: {exc}", file=sys.stderr)
         return 1
+    except EnvFactoryError as exc:  # the user's own code raised: its traceback is the news
+        print(f"a3c: error: {exc}\n{exc.traceback.rstrip()}", file=sys.stderr)
+        return 2
     except A3CError as exc:  # bad input: one line
         print(f"a3c: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2

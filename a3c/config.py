@@ -12,10 +12,11 @@ from a3c.errors import ConfigError
 from a3c.references import is_reference
 
 ALGOS = ("a3c", "a2c")
-OPTIMIZERS = ("adam", "rmsprop")
+OPTIMIZERS = ("adam", "rmsprop", "rmsprop-torch")
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 LR_SCHEDULES = ("constant", "linear")
-VEC_ENVS = ("sync", "async")
+ENTROPY_SCHEDULES = ("constant", "linear")
+VEC_ENVS = ("sync", "async", "ale")
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("local", "ray")
 TORSOS = ("auto", "mlp", "a3c-conv", "nature-conv")
@@ -69,6 +70,15 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
         raise ConfigError(f"{name} must be {annotation}, got {value!r}")
 
 
+def check_field(name: str, value: Any) -> None:
+    """ConfigError unless value has the type of Config's field `name` (ranges are checked later,
+    with the whole config)."""
+    types = {f.name: f.type for f in fields(Config)}
+    if name not in types:
+        raise ConfigError(f"unknown config key {name!r}")
+    _check_type(name, types[name], value)
+
+
 def _opt(help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
     metadata: dict[str, Any] = {"help": help}
     if choices is not None:
@@ -80,7 +90,15 @@ def _opt(help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
 class Config:
     """Everything a run needs. Field docs (``help``) double as the CLI's help text."""
 
-    env_id: str = _opt("Gymnasium id, or 'module:EnvName-v0' to import a module first", default="")
+    env_id: str = _opt(
+        "Gymnasium id (CartPole-v1), 'module:EnvName-v0' to import a module that registers it, or "
+        "'module:function' naming a function that builds one env", default="")
+    env_kwargs: dict[str, Any] = _opt(
+        "keyword arguments for gym.make or the env function, a JSON object, e.g. "
+        "'{\"continuous\": true}'", default_factory=dict)
+    env_wrappers: tuple[str, ...] = _opt(
+        "wrappers applied to each env, innermost first, as 'module:Class' references "
+        "(comma-separated), each called as Wrapper(env)", default=())
     algo: str = _opt(
         "training driver: a3c (asynchronous Hogwild workers) or a2c (one process, a batch of envs)",
         choices=ALGOS, default="a3c")
@@ -104,13 +122,16 @@ class Config:
     n_envs: int = _opt(
         "environments stepped as one batch: A2C's whole batch, or each A3C worker's", default=1)
     vec_env: str = _opt(
-        "A2C: step the envs in this process (sync) or one subprocess each (async)",
+        "how a learner's n_envs envs are stepped: in its process (sync), one subprocess each "
+        "(async, A2C), or Atari games in ale-py's C++ vector env (ale; the Atari presets' choice)",
         choices=VEC_ENVS, default="sync")
     device: str = _opt(
         "where the network and the update run: cpu, cuda, or auto (cuda if available); "
         "envs always step on the CPU. A2C only: A3C's Hogwild workers run on the CPU",
         choices=DEVICES, default="cpu")
-    seed: int = _opt("base seed; worker w uses seed + w", default=0)
+    seed: int = _opt(
+        "base seed: A3C worker w's envs take seed + w * n_envs, + 1, ...; A2C's envs seed, seed + 1, "
+        "...; a restarted worker and every worker of a resumed run draw fresh seeds from it", default=0)
     total_steps: int = _opt("stop after this many env steps over all workers", default=1_000_000)
     max_seconds: float | None = _opt("stop after this much wall time", default=None)
     target_return: float | None = _opt(
@@ -126,9 +147,19 @@ class Config:
         "multiply rewards by this in the loss (episode logs and evaluations keep the real ones)",
         default=1.0)
     entropy_coef: float = _opt("entropy bonus weight c_e", default=0.01)
+    entropy_schedule: str = _opt(
+        "constant, or linear: the entropy weight goes from entropy_coef to entropy_coef_final over "
+        "total_steps", choices=ENTROPY_SCHEDULES, default="constant")
+    entropy_coef_final: float = _opt("entropy_schedule linear: the weight at total_steps", default=0.0)
+    normalize_advantage: bool = _opt(
+        "scale each rollout's advantages to mean 0 and standard deviation 1 before the policy loss",
+        default=False)
     value_coef: float = _opt("value loss weight c_v", default=0.5)
     max_grad_norm: float = _opt("clip the gradient's global norm to this (0: no clipping)", default=0.5)
-    optimizer: str = _opt("shared optimizer: adam or rmsprop", default="adam")
+    optimizer: str = _opt(
+        "shared optimizer: adam, rmsprop (the A3C paper's: theta -= lr * grad / sqrt(g + eps)) or "
+        "rmsprop-torch (torch's and Stable-Baselines3's: grad / (sqrt(g) + eps))", choices=OPTIMIZERS,
+        default="adam")
     lr: float = _opt("learning rate", default=1e-3)
     lr_schedule: str = _opt("constant, or linear annealing to zero over total_steps", default="constant")
     adam_eps: float = _opt("Adam epsilon", default=1e-5)
@@ -224,6 +255,8 @@ class Config:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value}")
         need(bool(self.env_id), "env_id is required")
+        for wrapper in self.env_wrappers:
+            need(is_reference(wrapper), f"env_wrappers: {wrapper!r} is not a 'module:Class' reference")
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
         need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
         need(self.backend in BACKENDS,
@@ -256,6 +289,10 @@ class Config:
         need(self.reward_scale > 0, f"reward_scale must be positive, got {self.reward_scale}")
         need(self.entropy_coef >= 0, f"entropy_coef must be >= 0, got {self.entropy_coef}")
         need(self.value_coef >= 0, f"value_coef must be >= 0, got {self.value_coef}")
+        need(self.entropy_schedule in ENTROPY_SCHEDULES,
+             f"unknown entropy_schedule {self.entropy_schedule!r}; choose from "
+             f"{', '.join(ENTROPY_SCHEDULES)}")
+        need(self.entropy_coef_final >= 0, f"entropy_coef_final must be >= 0, got {self.entropy_coef_final}")
         need(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
         need(self.optimizer in OPTIMIZERS,
              f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -316,20 +353,41 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     Files are data, never code: JSON and TOML parsers only. Unknown keys, values of the wrong type
     and duplicate keys are ConfigErrors naming the file; ranges are checked with the whole config.
     """
+    name = os.fspath(path)
+    data = read_data_file(path)
+    types = {f.name: f.type for f in fields(Config)}
+    unknown = sorted(map(repr, set(data) - set(types)))
+    if unknown:
+        raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
+                          "the keys are Config's fields, e.g. total_steps, lr")
+    values = _tuples_from_lists(data)
+    for key, value in values.items():
+        try:
+            _check_type(key, types[key], value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key} must be a finite number, got {value}")
+        except ConfigError as exc:
+            raise ConfigError(f"config file {name}: {exc}") from None
+    return values
+
+
+def read_data_file(path: str | os.PathLike, what: str = "config file") -> dict[str, Any]:
+    """The table a JSON (.json) or TOML (.toml) file holds, parsed as data (never run as code);
+    duplicate keys and anything but a table at the top are ConfigErrors naming the file."""
     import json
 
     name = os.fspath(path)
     suffix = os.path.splitext(name)[1].lower()
     if suffix not in (".json", ".toml"):
-        raise ConfigError(f"config file {name}: expected a .json or .toml file")
+        raise ConfigError(f"{what} {name}: expected a .json or .toml file")
     try:
         with open(name, "rb") as f:
             raw = f.read()
         text = raw.decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {name} is not UTF-8 text") from None
+        raise ConfigError(f"{what} {name} is not UTF-8 text") from None
     try:
         if suffix == ".json":
             def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -345,23 +403,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         detail = " ".join(str(exc).split())
-        raise ConfigError(f"config file {name} is not valid {suffix[1:].upper()}: {detail}") from None
+        raise ConfigError(f"{what} {name} is not valid {suffix[1:].upper()}: {detail}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {name} must hold a table of options, got {type(data).__name__}")
-    types = {f.name: f.type for f in fields(Config)}
-    unknown = sorted(map(repr, set(data) - set(types)))
-    if unknown:
-        raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
-                          "the keys are Config's fields, e.g. total_steps, lr")
-    values = _tuples_from_lists(data)
-    for key, value in values.items():
-        try:
-            _check_type(key, types[key], value)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{key} must be a finite number, got {value}")
-        except ConfigError as exc:
-            raise ConfigError(f"config file {name}: {exc}") from None
-    return values
+        raise ConfigError(f"{what} {name} must hold a table of options, got {type(data).__name__}")
+    return data
 
 
 def _toml_loads(text: str) -> Any:

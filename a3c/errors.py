@@ -13,6 +13,14 @@ class EnvError(A3CError, ValueError):
     """The environment id is unknown, or its spaces are not supported."""
 
 
+class EnvFactoryError(EnvError):
+    """The user's env function (or wrapper) raised; its traceback is kept to show once."""
+
+    def __init__(self, message: str, traceback: str):
+        super().__init__(message)
+        self.traceback = traceback
+
+
 class CheckpointError(A3CError):
     """A checkpoint is missing, malformed, foreign, or does not fit the network."""
 

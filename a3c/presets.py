@@ -7,7 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from a3c.config import Config
+from a3c.config import Config, check_field
 from a3c.envs import atari
 from a3c.envs.make import make_env, reward_threshold
 from a3c.errors import A3CError, ConfigError
@@ -45,11 +45,11 @@ PRESETS: dict[str, Preset] = {
     # --- A2C presets (keyed by algo in preset_for) ---
     "classic-control-a2c": Preset(
         description="A2C on discrete classic control: 8 envs x 5 steps per update, RMSprop",
-        source="Stable-Baselines3 A2C defaults (n_steps=5, lr=7e-4, RMSprop alpha=0.99 eps=1e-5, "
+        source="Stable-Baselines3 A2C defaults (n_steps=5, lr=7e-4, torch's RMSprop alpha=0.99 eps=1e-5, "
         "gamma=0.99, vf_coef=0.5, max_grad_norm=0.5, separate 64-64 tanh torsos) with "
         "rl-baselines3-zoo hyperparams/a2c.yml for CartPole-v1 (n_envs=8, ent_coef=0.0)",
         values=dict(
-            n_envs=8, n_steps=5, gamma=0.99, lr=7e-4, optimizer="rmsprop", rms_alpha=0.99,
+            n_envs=8, n_steps=5, gamma=0.99, lr=7e-4, optimizer="rmsprop-torch", rms_alpha=0.99,
             rms_eps=1e-5, entropy_coef=0.0, value_coef=0.5, max_grad_norm=0.5,
             hidden_sizes=(64, 64), activation="tanh", shared_torso=False, total_steps=500_000,
             eval_interval=25_000, eval_episodes=10,
@@ -60,7 +60,8 @@ PRESETS: dict[str, Preset] = {
         description="A3C feed-forward on Atari from pixels: the paper's conv torso, shared RMSProp",
         source="Mnih et al. 2016 (A3C), section 8 and supplementary: 84x84x4 inputs with an action "
         "repeat of 4, conv 16 8x8/4 - 32 4x4/2 - 256 hidden, gamma 0.99, entropy 0.01, RMSProp "
-        "(shared statistics) with decay 0.99, learning rate annealed linearly to 0, t_max 5. The "
+        "(the paper's rule, eps inside the root, shared statistics) "
+        "with decay 0.99, learning rate annealed linearly to 0, t_max 5. The "
         "paper samples the learning rate from LogUniform(1e-4, 1e-2); 7e-4 with eps 1e-5, value "
         "weight 0.5 and gradient norm 0.5 are OpenAI Baselines' A2C Atari defaults (a2c.py). "
         "Each worker steps 8 envs as one batch with T=5, so 2 workers hold Baselines' 16 envs x 5 "
@@ -68,7 +69,7 @@ PRESETS: dict[str, Preset] = {
         "(benchmarks/results/pong-a3c-nofs.md), where 1 env per worker with T=20 had not learned "
         "by 1M steps",
         values=dict(
-            torso="a3c-conv", core="none", n_envs=8, n_steps=5, gamma=0.99, lr=7e-4,
+            torso="a3c-conv", vec_env="ale", core="none", n_envs=8, n_steps=5, gamma=0.99, lr=7e-4,
             lr_schedule="linear",
             optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
             max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=1_000_000,
@@ -81,7 +82,7 @@ PRESETS: dict[str, Preset] = {
         "the rest as preset 'atari'. T=20 as in ikostrikov/pytorch-a3c (num-steps 20), so that "
         "the LSTM is trained through 20 steps of time",
         values=dict(
-            torso="a3c-conv", core="lstm", core_size=256, n_steps=20, gamma=0.99, lr=7e-4,
+            torso="a3c-conv", vec_env="ale", core="lstm", core_size=256, n_steps=20, gamma=0.99, lr=7e-4,
             lr_schedule="linear", optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5,
             entropy_coef=0.01, value_coef=0.5, max_grad_norm=0.5, shared_torso=True,
             total_steps=10_000_000, eval_interval=1_000_000, eval_episodes=3, final_eval_episodes=10,
@@ -94,7 +95,7 @@ PRESETS: dict[str, Preset] = {
         "alpha 0.99 eps 1e-5, ent 0.01, vf 0.5, max_grad_norm 0.5); rl-baselines3-zoo a2c.yml "
         "atari uses the same with vf_coef 0.25",
         values=dict(
-            torso="a3c-conv", n_envs=16, n_steps=5, gamma=0.99, lr=7e-4, lr_schedule="linear",
+            torso="a3c-conv", vec_env="ale", n_envs=16, n_steps=5, gamma=0.99, lr=7e-4, lr_schedule="linear",
             optimizer="rmsprop", rms_alpha=0.99, rms_eps=1e-5, entropy_coef=0.01, value_coef=0.5,
             max_grad_norm=0.5, shared_torso=True, total_steps=10_000_000, eval_interval=1_000_000,
             eval_episodes=3, final_eval_episodes=10, checkpoint_interval=500_000,
@@ -125,7 +126,8 @@ PRESETS: dict[str, Preset] = {
 _A2C_PRESETS = {"classic-control": "classic-control-a2c", "atari": "atari-a2c"}
 
 
-def env_family(env_id: str) -> str:
+def env_family(env_id: str, env_kwargs: dict[str, Any] | None = None,
+               env_wrappers: tuple[str, ...] = ()) -> str:
     """classic-control, atari, mujoco or continuous-control, judged from the id (and its action space)."""
     name = env_id.partition(":")[2] if ":" in env_id else env_id
     if atari.looks_like_atari(name):
@@ -133,14 +135,14 @@ def env_family(env_id: str) -> str:
     try:
         spec = gym.spec(name)
     except gym.error.Error:
-        return "classic-control"  # unknown here: make_env will say what is wrong with it
-    if atari.is_atari(spec):
+        spec = None  # an env function, or an id make_env will say is unknown
+    if spec is not None and atari.is_atari(spec):
         return "atari"
-    entry = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
     if "mujoco" in entry:
         return "mujoco"
     try:
-        env = make_env(env_id)
+        env = make_env(env_id, wrappers=env_wrappers, **(env_kwargs or {}))
     except A3CError:
         return "classic-control"
     continuous = isinstance(env.action_space, gym.spaces.Box)
@@ -148,9 +150,10 @@ def env_family(env_id: str) -> str:
     return "continuous-control" if continuous else "classic-control"
 
 
-def preset_for(env_id: str, algo: str = "a3c", core: str = "none") -> str:
+def preset_for(env_id: str, algo: str = "a3c", core: str = "none", env_kwargs: dict[str, Any] | None = None,
+               env_wrappers: tuple[str, ...] = ()) -> str:
     """The preset chosen when none is named: by the env's family, the algo and the core."""
-    family = env_family(env_id)
+    family = env_family(env_id, env_kwargs, env_wrappers)
     if family == "atari" and core == "lstm" and algo == "a3c":
         return "atari-lstm"
     return _A2C_PRESETS.get(family, family) if algo == "a2c" else family
@@ -167,15 +170,24 @@ def build_config(env_id: str, /, preset: str | None = None, **overrides: Any) ->
         if overrides["env_id"] != env_id:
             raise ConfigError(f"env_id is given twice: {env_id!r} and {overrides['env_id']!r}")
         overrides = {k: v for k, v in overrides.items() if k != "env_id"}
-    name = preset if preset is not None else preset_for(
-        env_id, overrides.get("algo", "a3c"), overrides.get("core", "none"))
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown hyper-parameter(s): {', '.join(unknown)}")
+    for key in ("algo", "core", "env_kwargs", "env_wrappers"):  # what choosing a preset reads
+        if key in overrides:
+            check_field(key, overrides[key])
+    name = preset if preset is not None else preset_for(
+        env_id, overrides.get("algo", "a3c"), overrides.get("core", "none"),
+        overrides.get("env_kwargs"), tuple(overrides.get("env_wrappers", ())))
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     values = {**PRESETS[name].values, **overrides}
+    if values.get("core", "none") != "none" and "shared_torso" not in overrides:
+        values["shared_torso"] = True  # the LSTM sits on one torso: --core lstm composes with any preset
+    if values.get("vec_env") == "ale" and env_family(env_id) != "atari":
+        raise ConfigError(f"vec_env ale steps Atari games (ale-py's AtariVectorEnv); {env_id!r} is not "
+                          "one: use vec_env sync or async")
     values.setdefault("n_envs", 8 if values.get("algo", "a3c") == "a2c" else 1)
     if "target_return" not in overrides:
         values["target_return"] = reward_threshold(env_id)

@@ -15,15 +15,19 @@ from typing import Any
 
 from a3c.errors import UntrustedCodeError
 
-TRUST_HINT = "pass trust_code=True (a3c ... --trust-code) if you trust the file"
+TRUST_HINT = "if you trust the file, pass --trust-code (trust_code=True in Python)"
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
-def reference_of(obj: Any) -> str | None:
+def reference_of(obj: Any, allow_main: bool = False) -> str | None:
     """'module:qualname' of a class or function that can be imported again, else None (a lambda,
-    a function defined inside another, an object made at run time)."""
+    a function defined inside another, an object made at run time).
+
+    allow_main: also name what the running script defines ('__main__:make_env'); worker processes
+    forked for this run can resolve it, a later process cannot.
+    """
     module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if not module or not name or "<" in name or module == "__main__":
+    if not module or not name or "<" in name or (module == "__main__" and not allow_main):
         return None
     try:
         found = _get(importlib.import_module(module), name)

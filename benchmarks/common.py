@@ -33,6 +33,18 @@ def machine() -> str:
             f"load average {load:.1f} at the end of the run")
 
 
+def commit() -> str:
+    """The checkout's commit, with '+changes' when its tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def run_train(env_id: str, run_dir: Path, *options: str,
               stop_when: Callable[[Path], bool] | None = None) -> float:
     """Run `a3c train` until it ends, or until stop_when(run_dir) holds and a Ctrl-C (SIGINT) has

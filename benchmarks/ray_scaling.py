@@ -11,18 +11,27 @@
    backend with 2 workers, and Ray with 2 workers and --other-per-push gradients per call,
    interleaved in one invocation so that all see the same machine load; the
    rate is env steps/s over the last --measure seconds of each run (Ray's start-up is not counted).
+   Each run's start-up is measured too: the seconds from the command's launch to its first update
+   (each learner reports its first update at once), a new local Ray instance's start included.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine, median, read_csv, run_train
+from common import machine, median, read_csv, run_train, start_time
+
+
+def commit() -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent)
+    return done.stdout.strip() or "unknown"
 
 
 def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> dict[str, float]:
@@ -33,7 +42,7 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
 
     from a3c.core.networks import ActorCritic, NetworkSpec
     from a3c.core.optim import make_optimizer, optimizer_tensors
-    from a3c.drivers.ray.actor import RayBackend
+    from a3c.drivers.ray.actor import RayBackend, join, server_name
     from a3c.drivers.ray.server import ParameterServer
     from a3c.presets import build_config
 
@@ -45,8 +54,8 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
                                    shared_torso=config.shared_torso)
     net = ActorCritic(spec)
     optimizer = make_optimizer(config, net.parameters(), shared=False)
-    name = f"bench-server-{clients}-{time.monotonic_ns()}"
-    server = ray.remote(ParameterServer).options(num_cpus=0, name=name).remote(
+    base = f"bench-server-{clients}-{time.monotonic_ns()}"
+    server = ray.remote(ParameterServer).options(num_cpus=0, name=server_name(base, 0)).remote(
         config, spec, net.state_dict(), optimizer_tensors(optimizer, net))
 
     @ray.remote(num_cpus=1)
@@ -56,7 +65,7 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
             self.net = ActorCritic(spec)
             for p in self.net.parameters():
                 p.grad = torch.randn_like(p) * 1e-3
-            self.backend = RayBackend(rank, config, ray.get_actor(name))
+            self.backend = RayBackend(rank, config, base, *join(base, rank))
 
         def run(self, until: float) -> int:
             n = 0
@@ -82,22 +91,25 @@ def server_rate(clients: int, seconds: float, inflight: int, per_push: int) -> d
 
 
 def training_rate(backend: str, workers: int, per_push: int, seconds: float, measure: float,
-                  seed: int) -> float:
-    """Env steps/s of a real `a3c train` run over its last `measure` seconds."""
+                  seed: int) -> tuple[float, float]:
+    """Env steps/s of a real `a3c train` run over its last `measure` seconds, and the seconds from the
+    command's launch to its first update."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         per_push_option = ["--gradients-per-push", str(per_push)] if backend == "ray" else []
-        run_train("CartPole-v1", run_dir, "--backend", backend, "--workers", str(workers), *per_push_option,
-                  "--seed", str(seed), "--max-seconds", str(seconds), "--total-steps", str(10**9),
-                  "--target-return", "none", "--eval-interval", "0", "--final-eval-episodes", "0",
-                  "--checkpoint-interval", "0")
+        launched = run_train("CartPole-v1", run_dir, "--backend", backend, "--workers", str(workers),
+                             *per_push_option, "--seed", str(seed), "--max-seconds", str(seconds),
+                             "--total-steps", str(10**9), "--target-return", "none", "--eval-interval", "0",
+                             "--final-eval-episodes", "0", "--checkpoint-interval", "0")
         rows = read_csv(run_dir / "updates.csv")
+        first_update = start_time(run_dir) + rows[0]["wall_time"] - launched
     end = rows[-1]["wall_time"]
     window = [r for r in rows if r["wall_time"] >= end - measure]
     first, last = window[0], window[-1]
     if last["wall_time"] - first["wall_time"] < measure / 2:
         raise RuntimeError(f"{backend} x{workers}: reports span too little time to measure a rate")
-    return (last["global_step"] - first["global_step"]) / (last["wall_time"] - first["wall_time"])
+    rate = (last["global_step"] - first["global_step"]) / (last["wall_time"] - first["wall_time"])
+    return rate, first_update
 
 
 def main() -> None:
@@ -114,14 +126,16 @@ def main() -> None:
     parser.add_argument("--other-per-push", type=int, default=1,
                         help="also measure gradients_per_push this (ray, 2 workers; server)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--note", default="", help="what else ran on the machine, for the report")
     args = parser.parse_args()
     import ray
 
     command = "python benchmarks/ray_scaling.py " + " ".join(sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M")
 
-    ray.init(num_cpus=8, include_dashboard=False, logging_level=logging.WARNING,
-             _node_ip_address="127.0.0.1")
+    from a3c.drivers.ray.connection import start_local
+
+    start_local(8)
     server_rows = []
     for per_push in (args.per_push, args.other_per_push):
         for clients in (1, 2):
@@ -135,12 +149,14 @@ def main() -> None:
     runs_list = [("local", 2, 1), *(("ray", w, args.per_push) for w in args.workers),
                  ("ray", 2, args.other_per_push)]
     rates: dict[tuple[str, int, int], list[float]] = {}
+    firsts: dict[tuple[str, int, int], list[float]] = {}
     for repeat in range(args.repeats):
         for backend, workers, per_push in runs_list:
-            rate = training_rate(backend, workers, per_push, args.seconds, args.measure, seed=repeat)
+            rate, first = training_rate(backend, workers, per_push, args.seconds, args.measure, seed=repeat)
             rates.setdefault((backend, workers, per_push), []).append(rate)
-            print(f"{backend} x{workers}, {per_push} per push (repeat {repeat}): {rate:,.0f} env steps/s",
-                  flush=True)
+            firsts.setdefault((backend, workers, per_push), []).append(first)
+            print(f"{backend} x{workers}, {per_push} per push (repeat {repeat}): {rate:,.0f} env steps/s, "
+                  f"first update {first:.2f} s after the command", flush=True)
 
     local = median(rates[("local", 2, 1)])
     lines = [
@@ -148,7 +164,8 @@ def main() -> None:
         "",
         f"command: `{command}`  ",
         f"machine: {machine()}; run {started}  ",
-        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}",
+        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}  ",
+        f"commit: {commit()}; what else ran: {args.note or 'not noted'}",
         "",
         f"## Parameter server: gradient applications per second (CartPole-v1 network, "
         f"{args.server_seconds:g} s per run, max_inflight_pushes {args.inflight}, median of {args.repeats})",
@@ -166,13 +183,16 @@ def main() -> None:
         f"## Training throughput: CartPole-v1 env steps/s ({args.seconds:g} s runs, last "
         f"{args.measure:g} s measured, median of {args.repeats}, runs interleaved)",
         "",
-        "| backend | workers | gradients per push | env steps/s (median) | runs | vs local, 2 workers |",
-        "|---|---:|---:|---:|---|---:|",
+        "| backend | workers | gradients per push | env steps/s (median) | runs | vs local, 2 workers "
+        "| first update after the command (median; runs) |",
+        "|---|---:|---:|---:|---|---:|---|",
     ]
     for (backend, workers, per_push), rs in rates.items():
         shown = per_push if backend == "ray" else "-"
+        fs = firsts[(backend, workers, per_push)]
         lines.append(f"| {backend} | {workers} | {shown} | {median(rs):,.0f} | "
-                     f"{', '.join(f'{r:,.0f}' for r in rs)} | {median(rs) / local:.0%} |")
+                     f"{', '.join(f'{r:,.0f}' for r in rs)} | {median(rs) / local:.0%} | "
+                     f"{median(fs):.2f} s; {', '.join(f'{f:.2f}' for f in fs)} |")
     # Each repeat runs local x2 and ray x2 within a few minutes of each other: their ratio is less
     # exposed to the load of a shared machine drifting than the ratio of medians.
     lines.append("")

@@ -2,6 +2,13 @@
 checkpoints agree, and does memory stay flat?
 
     python benchmarks/soak.py --workers 8 --seconds 180 --out benchmarks/results/soak.md
+    python benchmarks/soak.py --env BreakoutNoFrameskip-v4 --workers 2 --seconds 120 \
+        --eval-interval 0 --checkpoint-interval 20000 --out benchmarks/results/soak-atari.md
+
+An Atari id runs its preset (8 envs per worker through ale-py's vector env): a game with lives and
+FIRE checks that the lost lives and the FIRE presses count in the step counter as in the games'
+lengths. --eval-interval 0 leaves the periodic evaluations out: an untrained greedy Breakout agent
+that never presses FIRE plays until the game is truncated, 27,000 steps.
 
 Checks (each reported, and the exit status is 1 if one fails):
 - the run's step counter equals the final checkpoint's, and its update counter the sum of the
@@ -29,7 +36,7 @@ from multiprocessing import active_children
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import commit, machine  # noqa: E402
 
 from a3c import A3C  # noqa: E402
 from a3c.run.checkpoint import load_checkpoint  # noqa: E402
@@ -157,12 +164,15 @@ def main() -> int:
         "",
         f"Command: `{command}`",
         "",
+        f"Date: {time.strftime('%Y-%m-%d')}; commit {commit()}",
+        "",
         f"Machine: {machine()}; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
         "(the machine is shared)",
         "",
         f"Run: {args.env}, {args.workers} workers on {len(os.sched_getaffinity(0))} cores, "
         f"{r.elapsed:.0f} s, {r.steps:,} env steps ({r.steps / r.elapsed:,.0f}/s), {r.updates:,} updates, "
-        f"periodic evaluations every {args.eval_interval:,} steps, checkpoints every "
+        + (f"periodic evaluations every {args.eval_interval:,} steps, " if args.eval_interval
+           else "no periodic evaluation, ") + "checkpoints every "
         f"{args.checkpoint_interval:,}; {len(samples)} memory samples every {args.sample:g} s.",
         "",
         "| check | result | values |",

@@ -74,6 +74,45 @@ class FailingEnv(_VectorObsEnv):
         return super().step(action)
 
 
+class EpisodesThenFailEnv(_VectorObsEnv):
+    """Episodes of 5 steps with reward 1 per step; the 23rd step raises: 4 whole episodes, then a
+    failure, in every process that makes it."""
+
+    action_space = spaces.Discrete(2)
+
+    def __init__(self):
+        self.steps = 0
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        self.t += 1
+        if self.steps == 23:
+            raise RuntimeError("toy env failed after its episodes on purpose")
+        return np.zeros(3, dtype=np.float32), 1.0, self.t == 5, False, {}
+
+
+class SeedEchoEnv(FailingEnv):
+    """Every step is an episode whose reward is the seed of the env's first reset, so the episode log
+    shows the seeds each learner drew; it raises at step `fail_at`, as FailingEnv does, so that the
+    learner is restarted and draws again."""
+
+    first_seed: int | None = None
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None and self.first_seed is None:
+            self.first_seed = seed
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, *_ = super().step(action)
+        return obs, float(self.first_seed), True, False, {}
+
+
 class NaNRewardEnv(IdentityEnv):
     """The identity env whose reward is NaN with probability `p` (from its own seeded RNG)."""
 
@@ -145,6 +184,22 @@ class EvenSeedEnv(_VectorObsEnv):
 
     def step(self, action):
         return np.zeros(3, dtype=np.float32), float(self.even), True, False, {}
+
+
+def make_identity(n: int = 4, max_episode_steps: int = 20) -> gym.Env:
+    """An env function, as a user would pass it: A3C(make_identity) or 'tests.toy_envs:make_identity'."""
+    return gym.wrappers.TimeLimit(IdentityEnv(n), max_episode_steps)
+
+
+def broken_factory() -> gym.Env:
+    raise RuntimeError("toy env factory broke on purpose")
+
+
+class ScaleReward(gym.RewardWrapper):
+    """A user's wrapper: rewards times 10."""
+
+    def reward(self, reward):
+        return 10.0 * reward
 
 
 # --- one identity task per observation kind and per action kind ----------------------------------
@@ -341,10 +396,12 @@ _ENVS = {
     "ToyDictAction-v0": (DictActionEnv, dict(max_episode_steps=10)),
     "ToyUnboundedBox-v0": (UnboundedBoxActionEnv, dict(max_episode_steps=10)),
     "ToyFailing-v0": (FailingEnv, dict(max_episode_steps=1000)),
+    "ToySeedEcho-v0": (SeedEchoEnv, dict(kwargs=dict(fail_at=25))),
     "ToyNaNReward-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=0.05))),
     "ToyAlwaysNaN-v0": (NaNRewardEnv, dict(max_episode_steps=20, kwargs=dict(p=1.0))),
     "ToyStuck-v0": (StuckEnv, dict(max_episode_steps=50, kwargs=dict(stuck_after=30))),
     "ToyPickZero-v0": (PickZeroEnv, dict(reward_threshold=1.0)),
+    "ToyEpisodesThenFail-v0": (EpisodesThenFailEnv, dict()),
     "ToyEvenSeed-v0": (EvenSeedEnv, dict(reward_threshold=1.0)),
     "ToyDiscreteObs-v0": (DiscreteObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),
     "ToyMultiDiscreteObs-v0": (MultiDiscreteObsEnv, dict(max_episode_steps=20, reward_threshold=20.0)),

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 
 from a3c.config import Config
 from a3c.core.losses import actor_critic_loss
 from a3c.core.messages import UpdateStats
 from a3c.core.networks import ActorCritic
+from a3c.core.optim import entropy_coef_at
 from a3c.core.returns import returns_and_advantages
 from a3c.core.rollout import Rollout, as_tensors
 
 
-def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> UpdateStats:
-    """Fill net's .grad with the gradient of the A3C loss on this rollout, clipped by norm."""
+def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
+                      steps: Callable[[], int] = lambda: 0) -> UpdateStats:
+    """Fill net's .grad with the gradient of the A3C loss on this rollout, clipped by norm.
+
+    steps: the run's env steps before this update, read only for a scheduled entropy weight.
+    """
     rewards = rollout.rewards if config.reward_scale == 1.0 else rollout.rewards * config.reward_scale
     returns, advantages = returns_and_advantages(
         rewards, rollout.values, rollout.next_values,
         rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,
     )
+    if config.normalize_advantage:
+        advantages = normalized(advantages)
     # One batched forward with autograd over all T*N steps, on the network's device (A2C may run it
     # on a GPU; the rollout is always in CPU memory).
     device = net.device
@@ -28,7 +38,7 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
     loss = actor_critic_loss(
         logprobs, entropy, values,
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
-        config.value_coef, config.entropy_coef,
+        config.value_coef, entropy_coef_at(config, steps),
     )
     params = net.params
     # Zero in place: the Hogwild backend's global .grad tensors alias these.
@@ -47,3 +57,11 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config) -> Upd
         grad_norm=grad_norm.item(),
         total_loss=loss.total.item(),
     )
+
+
+def normalized(advantages: np.ndarray) -> np.ndarray:
+    """Advantages scaled to mean 0 and standard deviation 1 (unchanged but centred for one value)."""
+    centred = advantages - advantages.mean()
+    if advantages.size < 2:
+        return centred
+    return centred / (advantages.std() + 1e-8)

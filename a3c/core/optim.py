@@ -1,8 +1,9 @@
 """Optimizers whose state lives in shared memory, so every Hogwild worker updates the same moments.
 
-torch's Adam and RMSprop create their state lazily, inside whichever process steps first; here the
-state is created eagerly and moved to shared memory before any worker starts, and the update rule
-is torch's own, so one process gives exactly torch.optim's results.
+torch's optimizers create their state lazily, inside whichever process steps first; here the state
+is created eagerly and moved to shared memory before any worker starts. Adam is torch's own rule
+(one process gives exactly torch.optim's results); RMSProp is the A3C paper's, and torch's variant
+carries its own name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 from a3c.config import Config
 from a3c.errors import CheckpointError
 
-_BUFFERS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",)}
+_BUFFERS = {"adam": ("exp_avg", "exp_avg_sq"), "rmsprop": ("square_avg",), "rmsprop-torch": ("square_avg",)}
 
 
 def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], share: bool = True) -> None:
@@ -49,10 +50,15 @@ class SharedAdam(torch.optim.Adam):
         _create_state(self, _BUFFERS["adam"])
 
 
-class SharedRMSprop(torch.optim.RMSprop):
-    """The A3C paper's shared RMSProp: one square-average g shared by all workers.
+class SharedRMSprop(torch.optim.Optimizer):
+    """The A3C paper's RMSProp (Mnih et al. 2016, section 4 and supplementary section 7), with its
+    statistics shared by every Hogwild worker:
 
-    g = alpha * g + (1 - alpha) * grad^2; theta -= lr * grad / (sqrt(g) + eps).
+        g = alpha * g + (1 - alpha) * grad^2;  theta -= lr * grad / sqrt(g + eps)
+
+    eps sits inside the root, as in the paper and in TensorFlow's RMSProp (which OpenAI Baselines'
+    Atari settings were tuned with). torch's RMSprop puts it outside, sqrt(g) + eps: that rule is
+    optimizer "rmsprop-torch" (SharedTorchRMSprop).
     """
 
     def __init__(
@@ -61,40 +67,79 @@ class SharedRMSprop(torch.optim.RMSprop):
         lr: float = 7e-4,
         alpha: float = 0.99,
         eps: float = 1e-5,
+        share: bool = True,
     ):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps))
+        _create_state(self, _BUFFERS["rmsprop"], share)
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            states = [self.state[p] for p in params]
+            square_avgs = [s["square_avg"] for s in states]
+            torch._foreach_add_([s["step"] for s in states], 1.0)
+            torch._foreach_mul_(square_avgs, group["alpha"])
+            torch._foreach_addcmul_(square_avgs, grads, grads, value=1.0 - group["alpha"])
+            denominators = torch._foreach_add(square_avgs, group["eps"])
+            torch._foreach_sqrt_(denominators)
+            torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
+
+
+class SharedTorchRMSprop(torch.optim.RMSprop):
+    """torch's RMSprop, theta -= lr * grad / (sqrt(g) + eps), with its square average shared.
+
+    Stable-Baselines3's A2C uses this rule by default; optimizer "rmsprop-torch".
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float = 7e-4, alpha: float = 0.99,
+                 eps: float = 1e-5, share: bool = True):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
-        _create_state(self, _BUFFERS["rmsprop"])
+        _create_state(self, _BUFFERS["rmsprop"], share)
 
 
 def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, eps: float,
-                          alpha: float) -> torch.optim.Optimizer:
+                          alpha: float, share: bool = True) -> torch.optim.Optimizer:
+    """adam, rmsprop (the paper's rule) or rmsprop-torch, with state in shared memory if `share`."""
     if name == "adam":
-        return SharedAdam(params, lr=lr, eps=eps)
-    return SharedRMSprop(params, lr=lr, alpha=alpha, eps=eps)
+        if share:
+            return SharedAdam(params, lr=lr, eps=eps)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+        _create_state(optimizer, _BUFFERS["adam"], share=False)
+        return optimizer
+    kind = SharedRMSprop if name == "rmsprop" else SharedTorchRMSprop
+    return kind(params, lr=lr, alpha=alpha, eps=eps, share=share)
 
 
 def make_optimizer(config: Config, params: Iterable[nn.Parameter], shared: bool) -> torch.optim.Optimizer:
-    """The configured optimizer: shared for Hogwild workers, or torch's own for one process (A2C).
-
-    Both are torch's Adam or RMSprop with the same hyper-parameters, so the update rule is one.
-    """
+    """The configured optimizer: in shared memory for Hogwild workers, in this process's own
+    memory for one process (A2C, the Ray parameter server); the update rule is the same."""
     eps = config.adam_eps if config.optimizer == "adam" else config.rms_eps
-    if shared:
-        return make_shared_optimizer(config.optimizer, params, config.lr, eps, config.rms_alpha)
-    if config.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.lr, eps=eps, foreach=True)
-    else:
-        optimizer = torch.optim.RMSprop(
-            params, lr=config.lr, alpha=config.rms_alpha, eps=eps, foreach=True)
-    _create_state(optimizer, _BUFFERS[config.optimizer], share=False)
-    return optimizer
+    return make_shared_optimizer(config.optimizer, params, config.lr, eps, config.rms_alpha, share=shared)
+
+
+def linear(start: float, end: float, steps: int, total: int) -> float:
+    """start at step 0, end from step `total` on, a straight line between."""
+    progress = min(1.0, max(0.0, steps / total))
+    return start + (end - start) * progress
 
 
 def lr_at(config: Config, steps: int) -> float:
     """The learning rate after `steps` env steps: constant, or annealed linearly to zero."""
     if config.lr_schedule == "linear":
-        return config.lr * max(0.0, 1.0 - steps / config.total_steps)
+        return linear(config.lr, 0.0, steps, config.total_steps)
     return config.lr
+
+
+def entropy_coef_at(config: Config, steps: Callable[[], int]) -> float:
+    """The entropy weight after steps() env steps: constant, or linear to entropy_coef_final;
+    steps is read only when the weight can change."""
+    if config.entropy_schedule == "linear":
+        return linear(config.entropy_coef, config.entropy_coef_final, steps(), config.total_steps)
+    return config.entropy_coef
 
 
 def schedule_lr(optimizer: torch.optim.Optimizer, config: Config, steps: Callable[[], int]) -> None:

@@ -121,8 +121,16 @@ class RolloutCollector:
             r.next_values[ended_at] = self._final_values[ended_at]
         if ends[-1].any():
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
-        net.observe(r.obs)  # obs_norm's statistics, if kept
         return r
+
+    def update_statistics(self, net: ActorCritic) -> None:
+        """Merge the last rollout's observations into the network's running statistics.
+
+        Called once the gradient is computed, not at the end of the rollout: acting and learning
+        then see the same statistics, so the values behind the advantages are the values the loss
+        differentiates.
+        """
+        net.observe(self.rollout.obs)  # its Box parts, unless they hold NaN or inf
 
     def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
         """Record step t's observation, action and value, step the envs, record what came back."""

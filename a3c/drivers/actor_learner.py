@@ -32,15 +32,17 @@ class ActorLearner:
         self.backend = backend
         self.start_time = start_time
         self.report = LearnerReport(rank)
-        self.next_flush = time.monotonic() + config.log_interval
+        self.next_flush = time.monotonic()  # the first update is reported at once: when learning began
         self.skipped_in_a_row = 0
 
     def update(self) -> None:
         """Sync, roll out, compute returns and gradients, push: one pass of the loop."""
         net, backend = self.net, self.backend
-        version = backend.pull(net)                           # theta_w <- theta, phi_w <- phi
-        rollout = self.collector.collect(net)                 # T steps with pi_{theta_w}
-        stats = compute_gradients(net, rollout, self.config)  # returns, advantages, loss, d theta, d phi
+        version = backend.pull(net)                     # theta_w <- theta, phi_w <- phi
+        rollout = self.collector.collect(net)           # T steps with pi_{theta_w}
+        # returns R, advantages A = R - V(s), the loss, its gradients d theta and d phi:
+        stats = compute_gradients(net, rollout, self.config, backend.global_steps)
+        self.collector.update_statistics(net)           # observation statistics, if normalised
         if stats.finite:
             staleness = backend.push(net, version, rollout.num_steps)  # theta <- theta - alpha d theta
             self.report.add_update(stats, staleness)

@@ -152,23 +152,38 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     torch.manual_seed(seed)
     np.random.seed(seed)
     code = 0
+    learner: ActorLearner | None = None
     try:
         env = make_training_envs(config, seed)
         collector = RolloutCollector(env, config.n_steps, seed=seed)
         net = global_net.replica()
         net.share_statistics(global_net)  # observation normalisation, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop_flag)
-        ActorLearner(rank, config, net, collector, backend, start_time).run(outbox.put)
+        learner = ActorLearner(rank, config, net, collector, backend, start_time)
+        learner.run(outbox.put)
         env.close()
     except NonFiniteError as exc:  # the run diverged: a restart would not help
+        _send_last_report(outbox, learner)
         outbox.put(("fatal", str(exc)))
         code = 3
     except BaseException:
+        _send_last_report(outbox, learner)
         outbox.put(("error", traceback.format_exc()))
         code = 1
     outbox.close()
     if code:
         raise SystemExit(code)
+
+
+def _send_last_report(outbox: _Outbox, learner: ActorLearner | None) -> None:
+    """A failing worker's episodes and updates since its last report: they happened, so they are
+    logged (the steps are in the shared counters already)."""
+    if learner is None:
+        return
+    try:
+        outbox.put(learner.take_report())
+    except Exception:  # the failure itself is the news; a report that cannot be made is not
+        pass
 
 
 @dataclass
@@ -227,6 +242,7 @@ class HogwildDriver(Driver):
         self.workers: list[WorkerProcess] = []
         self._restarts = 0
         self._events: list[Event] = []
+        self._unlogged: list[LearnerReport] = []
         self._args: tuple = ()
 
     def start(self, config: Config, start_time: float) -> None:
@@ -268,10 +284,11 @@ class HogwildDriver(Driver):
             connection.wait(open_, timeout)
         else:
             time.sleep(timeout)
-        reports: list[LearnerReport] = []
+        reports = self._unlogged  # where a failure leaves what was read: stop() returns it
         for w in self.workers:
             w.receive(reports)
         self._check_exits(reports)
+        self._unlogged = []
         return reports
 
     def _check_exits(self, reports: list[LearnerReport]) -> None:
@@ -323,7 +340,7 @@ class HogwildDriver(Driver):
     def stop(self, timeout: float = 5.0) -> list[LearnerReport]:
         """Ask every worker to finish its update, collect last reports, then make sure all are gone."""
         self.stop_flag[0] = 1
-        last: list[LearnerReport] = []
+        last, self._unlogged = self._unlogged, []
         deadline = time.monotonic() + timeout
         while not self._all_exited() and time.monotonic() < deadline:
             open_ = [w.inbox for w in self.workers if not w.closed]

@@ -1,11 +1,21 @@
 """Atari 2600 games through ale-py, preprocessed as in the A3C and DQN papers.
 
-The real game (what evaluation and the episode log see) is:
-    ALE env with frameskip=1 -> AtariPreprocessing (up to 30 no-ops at reset, 4 frames per action
-    with a max over the last two, 84x84 grayscale) -> FIRE at reset where the game waits for it
-    -> a stack of the last 4 frames, uint8 [4, 84, 84].
+Two pipelines give the same game. For learning, ale-py's C++ AtariVectorEnv steps a learner's
+games as one batch (envs/atari_batch.py). Evaluation, rendering and video play one game through
+Gymnasium's wrappers, built here:
+    ALE env with frameskip=1 -> one FIRE frame at reset where the game has FIRE -> AtariPreprocessing
+    (up to 30 no-op frames at reset, 4 frames per action with a max over the last two, 84x84
+    grayscale) -> a stack of the last 4 frames, zeros before the first, uint8 [4, 84, 84].
+This is the order ale-py's vector env does the same things in, so that with the no-ops off the two
+pipelines give the same frames, rewards and ends (tests/integration/test_atari_pipelines.py).
+
 For learning only, two wrappers go on top of the episode statistics (see envs.make_env): the loss
 of a life ends the learner's episode without resetting the game, and rewards are clipped to [-1, 1].
+
+FIRE is pressed for the agent only as part of a game's reset, like the no-ops: those frames are in
+no step count. After a lost life nothing is pressed for it: in games that wait for FIRE the agent
+presses it itself, as it must in evaluation, so every step of a game is a step the learner takes,
+counts and learns from.
 """
 
 from __future__ import annotations
@@ -52,32 +62,33 @@ def is_atari(spec: gym.envs.registration.EnvSpec) -> bool:
     return entry.startswith("ale_py")
 
 
-def make_game(name: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+def make_game(name: str, render_mode: str | None = None, noop_max: int = NOOP_MAX,
+              **kwargs: Any) -> gym.Env:
     """The real game, preprocessed: uint8 observations of shape [4, 84, 84].
 
     The ALE env is made with frameskip=1 so that AtariPreprocessing does the skipping (with the max
     over the last two frames). ALE/...-v5 ids keep their sticky actions (repeat_action_probability
     0.25, Machado et al. 2018); NoFrameskip-v4 ids have none, as in the A3C paper. Either can be
-    overridden through kwargs.
+    overridden through kwargs. noop_max=0 starts every game at the same frame (the tests compare
+    the two pipelines frame for frame that way).
     """
     _one_thread_opencv()
     kwargs = {"frameskip": 1, **kwargs}
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     env = gym.make(name, **kwargs)
-    env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=NOOP_MAX, frame_skip=FRAME_SKIP, screen_size=SCREEN_SIZE,
-        terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False,
-    )
     if needs_fire(env):
         env = FireOnReset(env)
-    return gym.wrappers.FrameStackObservation(env, FRAME_STACK)
+    env = gym.wrappers.AtariPreprocessing(
+        env, noop_max=noop_max, frame_skip=FRAME_SKIP, screen_size=SCREEN_SIZE,
+        terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False,
+    )
+    return gym.wrappers.FrameStackObservation(env, FRAME_STACK, padding_type="zero")
 
 
 def needs_fire(env: gym.Env) -> bool:
-    """Games that wait for FIRE before play starts (Breakout, ...), as in OpenAI Baselines."""
-    meanings = env.unwrapped.get_action_meanings()
-    return len(meanings) >= 3 and meanings[1] == "FIRE"
+    """Games with a FIRE action get it pressed at reset (Breakout waits for it): ale-py's rule."""
+    return "FIRE" in env.unwrapped.get_action_meanings()
 
 
 def learning_wrappers(env: gym.Env) -> gym.Env:
@@ -87,29 +98,35 @@ def learning_wrappers(env: gym.Env) -> gym.Env:
 
 
 class FireOnReset(gym.Wrapper):
-    """Press FIRE (then the next action, as Baselines does) after every reset of the game."""
+    """One frame of FIRE right after the game resets, before the no-ops, as ale-py's vector env does.
+
+    It sits below AtariPreprocessing, so the press is part of the reset: no agent step, no count.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.fire = env.unwrapped.get_action_meanings().index("FIRE")
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
         self.env.reset(**kwargs)
-        for action in (1, 2):
-            obs, _, terminated, truncated, info = self.env.step(action)
-            if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(self.fire)
+        if terminated or truncated:
+            return self.env.reset(**kwargs)
         return obs, info
 
 
 class LifeLossEndsEpisode(gym.Wrapper):
     """The loss of a life is `terminated` for the learner, but the game goes on.
 
-    A reset after a lost life does not reset the game: it returns the current observation (pressing
-    FIRE first where the game needs it). Only a reset after the real end of the game resets it, so
-    the episode statistics below this wrapper count whole games.
+    A reset after a lost life does not reset the game: it returns the current observation and
+    presses nothing, so the agent's next action is the game's next step (FIRE, where the game waits
+    for it, is the agent's to press). Only a reset after the real end of the game resets it, so the
+    episode statistics below this wrapper count whole games, and each of their steps once.
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.ale = env.unwrapped.ale
-        self.fire = needs_fire(env)
         self.lives = 0
         self.game_over = True
         self.last: tuple[np.ndarray, dict] | None = None
@@ -129,10 +146,6 @@ class LifeLossEndsEpisode(gym.Wrapper):
             obs, info = self.env.reset(**kwargs)
         else:
             obs, info = self.last
-            if self.fire:
-                obs, _, terminated, truncated, info = self.env.step(1)
-                if terminated or truncated:
-                    obs, info = self.env.reset(**kwargs)
         self.game_over = False
         self.lives = self.ale.lives()
         return obs, info

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import traceback
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -12,36 +14,71 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
 
-from a3c.config import Config
+from a3c.config import Config, usable_cores
 from a3c.envs import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
-from a3c.errors import EnvError
+from a3c.envs.atari_batch import AtariBatch
+from a3c.errors import EnvError, EnvFactoryError
+from a3c.references import is_reference, resolve
 from a3c.spaces import check_spaces
 
 
-def _import_prefix(env_id: str) -> str:
-    """Handle Gymnasium's 'module:EnvName-v0' form with a clear error when the module is missing."""
+def split_env_id(env_id: str) -> tuple[str | None, str]:
+    """'module:rest' -> ('module', 'rest'); a plain Gymnasium id -> (None, id)."""
     if ":" not in env_id:
-        return env_id
-    module, _, name = env_id.partition(":")
+        return None, env_id
+    module, _, rest = env_id.partition(":")
+    return module, rest
+
+
+def modules_named(env_id: str, wrappers: tuple[str, ...] = ()) -> list[str]:
+    """The modules making this env would import: the id's module and each wrapper's."""
+    named = [split_env_id(env_id)[0], *(split_env_id(w)[0] for w in wrappers)]
+    return [m for m in named if m]
+
+
+def _import_prefix(env_id: str) -> tuple[str, Callable[..., gym.Env] | None]:
+    """Import the module of a 'module:...' id; return the Gymnasium id to make, or the function
+    that builds the env when the id names one ('module:function')."""
+    module, name = split_env_id(env_id)
+    if module is None:
+        return name, None
     try:
-        importlib.import_module(module)
+        imported = importlib.import_module(module)
     except ImportError as exc:
         raise EnvError(f"cannot import module {module!r} for env {env_id!r}: {exc}") from None
-    return name
+    if is_reference(env_id):  # an attribute path, not an id like EnvName-v0 or ns/EnvName-v0
+        factory: Any = imported
+        try:
+            for part in name.split("."):
+                factory = getattr(factory, part)
+        except AttributeError:
+            return name, None  # not an attribute: an id the module registered, e.g. 'MyEnv'
+        if callable(factory):
+            return name, factory
+        raise EnvError(f"env {env_id!r}: {module}.{name} is not a function or an Env class")
+    return name, None
 
 
 def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
-             render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """Make one environment with episode statistics recorded before any reward shaping.
+             render_mode: str | None = None, wrappers: tuple[str, ...] = (), **kwargs: Any) -> gym.Env:
+    """Make one environment with episode statistics recorded before any of our reward shaping.
 
-    training=True adds what only the learner sees, above the statistics: for Atari, the loss of a
-    life as an episode end and rewards clipped to [-1, 1]. Evaluation uses training=False: the real
-    game, scored whole.
+    env_id is a Gymnasium id, 'module:EnvName-v0' (the module registers it on import) or
+    'module:function' (a function, or an Env class, that builds one env from kwargs). wrappers
+    ('module:Class' references, innermost first) wrap the env the user described: the episode
+    statistics are those of the wrapped env. training=True adds what only the learner sees, above
+    the statistics: for Atari, the loss of a life as an episode end and rewards clipped to [-1, 1].
+    Evaluation uses training=False: the real game, scored whole.
+
+    Every module named here is imported: code a checkpoint names must be allowed before it gets
+    here (a3c.api's trust_code).
     """
-    name = _import_prefix(env_id)
-    spec = _find_spec(name, env_id)
+    name, factory = _import_prefix(env_id)
+    spec = None if factory is not None else _find_spec(name, env_id)
     try:
-        if spec is not None and atari.is_atari(spec):
+        if factory is not None:
+            env = _call_factory(env_id, factory, render_mode, kwargs)
+        elif spec is not None and atari.is_atari(spec):
             env = atari.make_game(name, render_mode=render_mode, **kwargs)
         else:
             if render_mode is not None:
@@ -53,6 +90,13 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
         raise EnvError(f"unknown or unusable env id {env_id!r}: {exc}") from None
     except (ModuleNotFoundError, ImportError) as exc:
         raise EnvError(_missing_package(env_id, spec, exc)) from None
+    except TypeError as exc:
+        if not kwargs:
+            raise  # not about our arguments: the env's own error
+        raise EnvError(f"env {env_id!r} does not take these arguments ({', '.join(kwargs)}): {exc}") \
+            from None
+    for wrapper in wrappers:
+        env = _wrap(env, wrapper)
     check_spaces(env.observation_space, env.action_space, env_id)
     space = env.observation_space
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.dtype != np.float32:
@@ -65,6 +109,32 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
     if seed is not None:
         env.action_space.seed(seed)
     return env
+
+
+def _call_factory(env_id: str, factory: Callable[..., gym.Env], render_mode: str | None,
+                  kwargs: dict[str, Any]) -> gym.Env:
+    if render_mode is not None:
+        kwargs = {**kwargs, "render_mode": render_mode}
+    try:
+        env = factory(**kwargs)
+    except Exception as exc:
+        raise EnvFactoryError(f"the env function {env_id!r} raised {type(exc).__name__}: {exc}",
+                              traceback.format_exc()) from None
+    if not isinstance(env, gym.Env):
+        raise EnvError(f"env function {env_id!r} returned {type(env).__name__}, not a gymnasium.Env")
+    return env
+
+
+def _wrap(env: gym.Env, reference: str) -> gym.Env:
+    wrapper = resolve(reference, "env wrapper", True, EnvError)
+    try:
+        wrapped = wrapper(env)
+    except Exception as exc:
+        raise EnvFactoryError(f"the env wrapper {reference!r} raised {type(exc).__name__}: {exc}",
+                              traceback.format_exc()) from None
+    if not isinstance(wrapped, gym.Env):
+        raise EnvError(f"env wrapper {reference!r} returned {type(wrapped).__name__}, not a gymnasium.Env")
+    return wrapped
 
 
 def _find_spec(name: str, env_id: str) -> EnvSpec | None:
@@ -90,11 +160,21 @@ def _missing_package(env_id: str, spec: EnvSpec | None, exc: Exception) -> str:
 
 
 def reward_threshold(env_id: str) -> float | None:
-    """The env's registered 'solved' return, if it has one."""
+    """The env's registered 'solved' return, if it has one (an env function has none)."""
+    name, factory = _import_prefix(env_id)
+    if factory is not None:
+        return None
     try:
-        return gym.spec(_import_prefix(env_id)).reward_threshold
+        return gym.spec(name).reward_threshold
     except gym.error.Error:
         return None
+
+
+def make_config_env(config: Config, seed: int | None = None, *, training: bool = False,
+                    render_mode: str | None = None) -> gym.Env:
+    """One env as config describes it: its id, kwargs and wrappers."""
+    return make_env(config.env_id, seed, training=training, render_mode=render_mode,
+                    wrappers=config.env_wrappers, **config.env_kwargs)
 
 
 class SingleEnv:
@@ -160,12 +240,26 @@ def _batched(info: dict) -> dict:
     return out
 
 
-def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv:
+def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv | AtariBatch:
     """config.n_envs envs stepped as one batch, seeded seed, seed + 1, ...: an A2C learner's batch, or
-    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward."""
+    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward.
+    vec_env ale steps Atari games in ale-py's C++ threads: one thread per A3C worker (the workers
+    take the cores), every usable core for A2C's one process."""
+    if config.vec_env == "ale":
+        name, _ = _import_prefix(config.env_id)
+        spec = _find_spec(name, config.env_id)
+        if spec is None or not atari.is_atari(spec):
+            raise EnvError(f"vec_env ale steps Atari games (ale-py's AtariVectorEnv); {config.env_id!r} "
+                           "is not one: use vec_env sync")
+        if config.env_wrappers:
+            raise EnvError("vec_env ale steps the games in C++, where wrappers cannot reach: use vec_env "
+                           "sync for an Atari game with env_wrappers")
+        threads = 1 if config.algo == "a3c" else usable_cores()
+        return AtariBatch(spec, config.n_envs, num_threads=min(threads, config.n_envs),
+                          **config.env_kwargs)
     if config.n_envs == 1:
-        return SingleEnv(make_env(config.env_id, seed, training=True))
-    fns = [functools.partial(make_env, config.env_id, seed + i, training=True)
+        return SingleEnv(make_config_env(config, seed, training=True))
+    fns = [functools.partial(make_config_env, config, seed + i, training=True)
            for i in range(config.n_envs)]
     kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
     try:

@@ -26,7 +26,6 @@ from a3c.envs.state import TENSOR_PREFIX as _RESUME
 from a3c.envs.state import LearnerState
 from a3c.envs.state import validate as validate_resume
 from a3c.errors import CheckpointError, ConfigError
-from a3c.references import check_trusted
 
 FORMAT = "a3c-checkpoint"
 VERSION = 3  # 3: observation parts, MultiDiscrete and MultiBinary actions, head layers, a user's torso
@@ -94,11 +93,12 @@ def save_checkpoint(
         meta["resume"] = resume[0]
         tensors.update({k: v.contiguous() for k, v in resume[1].items()})
     data = safetensors_bytes(tensors, metadata={"a3c": json.dumps(meta)})
-    _atomic_write(path, data)
+    atomic_write(path, data)
+    remove_stale_temporaries(path.parent)
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Temporary file, fsync, rename, fsync of the directory: the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -116,13 +116,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    remove_stale_temporaries(path.parent)
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete the temporary files of writers that died mid-write (their pid no longer runs)."""
+    """Delete the temporary files (.NAME.tmpPID) of writers that died mid-write (their pid no longer runs)."""
     removed = []
-    for tmp in directory.glob(".*.safetensors.tmp*"):
+    for tmp in directory.glob(".*.tmp[0-9]*"):
         pid = tmp.name.rpartition(".tmp")[2]
         if pid.isdigit() and not is_running(int(pid)):
             tmp.unlink(missing_ok=True)
@@ -178,8 +177,9 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> Checkpoint:
     """A checkpoint read and validated, its tensors loaded into the network it describes.
 
-    A network whose torso is a user's class ('module:Class' in its header) is built only with
-    trust_code=True: importing that module runs its code (UntrustedCodeError otherwise).
+    Nothing the file names is imported here: a network whose torso is a user's class ('module:Class'
+    in its header) is built, and its tensors checked against it, only with trust_code=True;
+    otherwise its build_network raises UntrustedCodeError. Anything else wrong is a CheckpointError.
     """
     p = resolve_checkpoint_path(path)
     try:
@@ -239,8 +239,8 @@ def load_checkpoint(path: str | os.PathLike, trust_code: bool = False) -> Checkp
         path=p,
         trust_code=trust_code,
     )
-    if spec.user_torso:
-        check_trusted(spec.torso.partition(":")[0], f"{p}: the network's torso {spec.torso!r}", trust_code)
+    if spec.user_torso and not trust_code:
+        return checkpoint  # its network needs the torso's module: built once the caller trusts it
     _check_fits(p, checkpoint)
     return checkpoint
 

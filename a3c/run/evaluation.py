@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from a3c import spaces
+from a3c.config import Config
 from a3c.core.networks import ActorCritic
 from a3c.envs import atari
-from a3c.envs.make import make_env
+from a3c.envs.make import make_config_env
 from a3c.errors import ConfigError, EnvError
 
 
@@ -95,7 +96,8 @@ def _episodes(net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool
     return EvalResult(returns, lengths)
 
 
-def make_eval_env(env_id: str, video_dir: str | os.PathLike | None = None, render: bool = False) -> gym.Env:
+def make_eval_env(config: Config, video_dir: str | os.PathLike | None = None,
+                  render: bool = False) -> gym.Env:
     """The real env (no learning wrappers), recording every episode to video_dir or shown on screen."""
     if video_dir is not None and render:
         raise ConfigError("choose one of --video and --render")
@@ -103,10 +105,10 @@ def make_eval_env(env_id: str, video_dir: str | os.PathLike | None = None, rende
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise ConfigError("--render needs a screen, and none is attached here (DISPLAY is not set); "
                               "record the episodes with --video DIR instead")
-        return _with_render_mode(env_id, "human")
+        return _with_render_mode(config, "human")
     if video_dir is None:
-        return make_env(env_id)
-    env = _with_render_mode(env_id, "rgb_array")
+        return make_config_env(config)
+    env = _with_render_mode(config, "rgb_array")
     skip = atari.FRAME_SKIP if hasattr(env.unwrapped, "ale") else 1  # Atari: 1 frame in 4 reaches us
     fps = env.metadata.get("render_fps") or 30
     try:
@@ -117,9 +119,10 @@ def make_eval_env(env_id: str, video_dir: str | os.PathLike | None = None, rende
         raise ConfigError(f'--video needs moviepy: pip install "a3c[video]" ({exc})') from None
 
 
-def _with_render_mode(env_id: str, mode: str) -> gym.Env:
+def _with_render_mode(config: Config, mode: str) -> gym.Env:
+    env_id = config.env_id
     try:
-        env = make_env(env_id, render_mode=mode)
+        env = make_config_env(config, render_mode=mode)
     except EnvError as exc:
         raise ConfigError(f"{env_id} cannot render ({mode}): {exc}") from None
     if mode not in env.metadata.get("render_modes", []):

@@ -19,8 +19,9 @@ import torch
 from a3c.config import Config, usable_cores
 from a3c.core.networks import ActorCritic
 from a3c.drivers.base import Driver, RunPosition
-from a3c.envs.make import make_env
-from a3c.run.checkpoint import prune_checkpoints, remove_stale_temporaries, save_checkpoint
+from a3c.envs.make import make_config_env
+from a3c.run.callbacks import Callback, CallbackList, RunContext
+from a3c.run.checkpoint import atomic_write, prune_checkpoints, remove_stale_temporaries, save_checkpoint
 from a3c.run.evaluation import EvalResult, evaluate
 from a3c.run.metrics import RunLogger, cut_logs
 from a3c.run.signals import StopSignals
@@ -62,7 +63,7 @@ def write_run_info(run_dir: Path, config: Config, start: float, resumed: dict | 
         except (OSError, ValueError):
             history = []
         info["resumes"] = [*(h for h in history if isinstance(h, dict)), resumed]
-    path.write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write(path, (json.dumps(info, indent=2) + "\n").encode())
 
 
 class _Schedule:
@@ -83,12 +84,16 @@ class Supervisor:
     """Runs a driver until a stop condition, evaluating, logging and checkpointing the global network.
 
     position: where a resumed run stood (its checkpoint's counters and training time): the logs are
-    cut back to it and go on from there.
+    cut back to it and go on from there. callback: the user's hooks (a3c.run.callbacks), called
+    here in the supervising process; model is what they see as their model.
     """
 
     def __init__(self, config: Config, net: ActorCritic, optimizer: torch.optim.Optimizer,
                  run_dir: Path, start_steps: int = 0, verbose: int = 1,
-                 position: RunPosition | None = None, resumed_from: Path | None = None):
+                 position: RunPosition | None = None, resumed_from: Path | None = None,
+                 callback: Callback | None = None, model: Any = None):
+        self.callback = callback if callback is not None else CallbackList([])
+        self.model = model
         self.config = config
         self.net = net
         self.optimizer = optimizer
@@ -97,7 +102,7 @@ class Supervisor:
         self.verbose = verbose
         self.position = position
         self.resumed_from = resumed_from
-        self.eval_env = make_env(config.env_id)
+        self.eval_env = make_config_env(config)
         self.eval_net = net.replica()  # on the CPU, wherever the global network lives
         self._start = time.time()
         self._total = start_steps + config.total_steps
@@ -132,6 +137,7 @@ class Supervisor:
                 return self._run(driver, self.config.replace(total_steps=self._total), logger, signals)
             finally:
                 logger.close()
+                self.eval_env.close()
 
     def _run(self, driver: Driver, cfg: Config, logger: RunLogger, signals: StopSignals) -> TrainResult:
         begun = time.time()
@@ -154,6 +160,11 @@ class Supervisor:
         best_snapshot = None
         failure: Exception | None = None
         reason = "total_steps"
+        self.callback.init_callback(RunContext(
+            model=self.model, run_dir=self.run_dir, num_timesteps=driver.steps,
+            evaluate=self.evaluate,
+            save=lambda path: self._save(Path(path), driver.steps(), driver.updates(), driver)))
+        self.callback.on_training_start()
         try:
             driver.start(cfg, start)
         except BaseException:
@@ -161,9 +172,13 @@ class Supervisor:
             raise
         try:
             while signals.received is None:
-                for report in driver.advance():
+                reports = driver.advance()
+                for report in reports:
                     logger.record(report)
                 self._log_events(driver, logger)
+                if reports and self.callback.on_reports(reports) is False:
+                    reason = "callback"
+                    break
                 steps = driver.steps()
                 logger.progress(steps, time.time() - start)
                 if steps >= cfg.total_steps:
@@ -181,8 +196,14 @@ class Supervisor:
                         best_snapshot = {k: v.clone() for k, v in self.eval_net.state_dict().items()}
                         reason = "target_return"
                         break
+                    if self.callback.on_evaluation(result) is False:
+                        reason = "callback"
+                        break
                 if checkpoints.due(steps):
-                    self._save(self._periodic_path(steps), steps, driver.updates(), driver)
+                    path = self._save(self._periodic_path(steps), steps, driver.updates(), driver)
+                    if self.callback.on_checkpoint(path) is False:
+                        reason = "callback"
+                        break
         except Exception as exc:  # a failed worker, a diverged learner, an env that raised
             failure, reason = exc, "failed"
         if signals.received is not None and failure is None and reason == "total_steps" \
@@ -194,6 +215,10 @@ class Supervisor:
             self._log_events(driver, logger)
         except Exception as exc:
             failure = failure or exc
+        self.callback.on_training_end()
+        if reason == "callback":
+            logger.event(time.time() - start, driver.steps(), "callback",
+                         f"a callback stopped the run at step {driver.steps():,}")
         if best_snapshot is not None:
             # The evaluated parameters reached the target; updates after that are not the result.
             self.net.load_state_dict(best_snapshot)

@@ -12,7 +12,9 @@ pytest.importorskip("ale_py")
 pytest.importorskip("cv2")
 
 from a3c import A2C, A3C, load  # noqa: E402
-from a3c.envs.make import make_env  # noqa: E402
+from a3c.envs.make import make_env, make_training_envs  # noqa: E402
+from a3c.presets import build_config  # noqa: E402
+from a3c.run.checkpoint import load_checkpoint  # noqa: E402
 
 
 @pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4"])
@@ -28,26 +30,29 @@ def test_both_id_styles_give_stacked_84x84_bytes(env_id):
     env.close()
 
 
-def test_learner_sees_clipped_rewards_and_lives_the_log_sees_whole_games():
-    """SpaceInvaders: invaders score 5 to 30 points, and a game has 3 lives."""
-    env = make_env("ALE/SpaceInvaders-v5", seed=0, training=True)
-    env.reset(seed=0)
+@pytest.mark.parametrize("vec_env", ["ale", "sync"])
+def test_learner_sees_clipped_rewards_and_lives_the_log_sees_whole_games(vec_env):
+    """SpaceInvaders: invaders score 5 to 30 points, and a game has 3 lives. Both pipelines."""
+    config = build_config("ALE/SpaceInvaders-v5", n_envs=1, vec_env=vec_env)
+    envs = make_training_envs(config, seed=0)
+    envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    clipped_sum, life_ends, game = 0.0, 0, None
+    clipped_sum, life_ends, steps, game = 0.0, 0, 0, None
     for _ in range(5000):
-        _, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
-        assert -1.0 <= reward <= 1.0
-        clipped_sum += reward
-        if "episode" in info:  # RecordEpisodeStatistics below the learner's wrappers: a whole game
-            game = info["episode"]
+        _, reward, terminated, truncated, info = envs.step(rng.integers(envs.single_action_space.n, size=1))
+        steps += 1
+        assert -1.0 <= reward[0] <= 1.0
+        clipped_sum += float(reward[0])
+        if "episode" in info.get("final_info", {}):  # statistics below the learner's view: a whole game
+            game = info["final_info"]["episode"]
             break
-        if terminated:
-            life_ends += 1
-            env.reset()  # a lost life: the game goes on
+        if terminated[0]:
+            life_ends += 1  # a lost life: the game goes on, nothing is pressed for the agent
+    envs.close()
     assert game is not None, "no game ended in 5000 steps"
-    assert life_ends >= 1  # the learner saw lives end before the game did
-    assert float(game["r"]) > clipped_sum > 0  # the real score, unclipped
-    env.close()
+    assert life_ends == 2  # the learner saw two of the three lives end before the game did
+    assert float(game["r"][0]) > clipped_sum > 0  # the real score, unclipped
+    assert int(game["l"][0]) == steps  # every step the learner took, and no other
 
     real = make_env("ALE/SpaceInvaders-v5", seed=0)  # evaluation: the real game
     real.reset(seed=0)
@@ -65,7 +70,11 @@ def _check_run(run_dir, model, steps):
         games = list(csv.DictReader(f))
     for g in games:  # Pong scores are whole games: -21..21 over hundreds of steps
         assert -21 <= float(g["episode_return"]) <= 21 and int(g["episode_length"]) > 100
-    assert model.last_result.steps >= steps
+    result = model.last_result
+    assert result.steps >= steps
+    # Every step counted once: the step counter, the games logged and those still running, the checkpoint.
+    assert sum(int(g["episode_length"]) for g in games) + result.unfinished_steps == result.steps
+    assert load_checkpoint(run_dir / "model.safetensors").counters["steps"] == result.steps
     loaded = load(run_dir / "model.safetensors", verbose=0)
     assert loaded.policy.spec.obs_shape == (4, 84, 84) and loaded.policy.spec.torso == "a3c-conv"
     obs = make_env(model.config.env_id).reset(seed=0)[0]
@@ -76,7 +85,7 @@ def _check_run(run_dir, model, steps):
 def test_a2c_runs_the_pipeline(tmp_path):
     model = A2C("PongNoFrameskip-v4", n_envs=2, n_steps=20, seed=0, verbose=0, eval_interval=0,
                 final_eval_episodes=0, checkpoint_interval=0)
-    assert model.config.preset == "atari-a2c" and model.config.lr_schedule == "linear"
+    assert model.config.preset == "atari-a2c" and model.config.vec_env == "ale"
     model.learn(total_steps=2_000, run_dir=tmp_path)
     _check_run(tmp_path, model, 2_000)
 

@@ -26,11 +26,13 @@ def test_a_torso_class_trains_through_its_own_forward_and_loads_back_only_with_t
     assert calls and model.last_result.stop_reason == "target_return"  # learned, not only run
     path = model.save(tmp_path / "custom.safetensors")
 
+    env = "tests.toy_envs:ToyIdentity-v0"  # given by the caller, so only the torso needs trust
     with pytest.raises(UntrustedCodeError) as info:
-        a3c.load(path, verbose=0)
+        a3c.load(path, env=env, verbose=0)
     assert "tests.custom_torsos" in str(info.value) and "trust_code=True" in str(info.value)
+    unbuilt = load_checkpoint(path)  # read and checked as data; nothing it names is imported
     with pytest.raises(UntrustedCodeError):
-        load_checkpoint(path)
+        unbuilt.build_network()
     loaded = a3c.load(path, verbose=0, trust_code=True)
     assert loaded.policy.spec.torso_kwargs == {"width": 32}
     obs = np.eye(4, dtype=np.float32)

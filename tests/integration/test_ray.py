@@ -1,18 +1,22 @@
-"""The Ray backend on a real local Ray cluster (2 CPUs, loopback), started once for this module.
+"""The Ray backend on a real local Ray instance (2 CPUs, loopback), started once for this module.
 
 Skipped where Ray is not installed, except the test that `--backend ray` then says what to install.
+Several nodes, a lost node and sweeps: tests/integration/test_ray_cluster.py.
 """
 
 import csv
 import json
-import logging
+import os
+import signal
 import threading
 import time
 
 import pytest
 
 from a3c import A3C, WorkerError
+from a3c.drivers.base import learner_seed
 from a3c.run.checkpoint import load_checkpoint
+from tests.ray_nodes import short_tempdir
 
 
 def rows(path):
@@ -35,12 +39,25 @@ def test_without_ray_backend_ray_says_what_to_install(a3c_cli, tmp_path, monkeyp
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray instance on loopback with 2 CPUs; yields its address for clients to join."""
+    """A local Ray instance on loopback with 2 CPUs, started as a run starts one; yields its address
+    for clients to join."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             _node_ip_address="127.0.0.1")
+    from a3c.drivers.ray.connection import connect
+
+    before = signal.getsignal(signal.SIGTERM)
+    connect(None, cpus=2)
+    SIGTERM_HANDLERS.extend([before, signal.getsignal(signal.SIGTERM)])
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+SIGTERM_HANDLERS = []  # before and after the module's instance started
+
+
+def test_starting_ray_leaves_sigterm_to_the_run(cluster):
+    # ray.init makes SIGTERM exit at once; a run's SIGTERM must stop it cleanly, with a checkpoint.
+    before, after_start = SIGTERM_HANDLERS
+    assert after_start is before
 
 
 @pytest.fixture
@@ -174,22 +191,98 @@ def test_a_worker_death_beyond_max_restarts_stops_the_run(cluster, drivers, tmp_
 
 
 @pytest.mark.slow
-def test_losing_the_parameter_server_stops_the_run_and_keeps_the_checkpoints(cluster, drivers, tmp_path):
+def test_a_lost_parameter_server_is_restored_and_a_second_loss_soon_after_stops_the_run(
+        cluster, drivers, tmp_path):
     import ray
 
     model = A3C("CartPole-v1", backend="ray", workers=2, seed=0, verbose=0, eval_interval=0,
-                final_eval_episodes=0, checkpoint_interval=2_000)
+                final_eval_episodes=0, checkpoint_interval=2_000, log_interval=0.2)
     periodic = tmp_path / "checkpoints"
+    kills = []
 
-    def kill_server():
+    def kill_server_process():  # SIGKILL, as the kernel's OOM killer or a crash would end it
+        os.kill(ray.get(drivers[0].server.pid.remote()), signal.SIGKILL)
+        kills.append(drivers[0].steps())
+
+    def kill_twice():
         after(lambda: drivers and any(periodic.glob("step_*.safetensors")))
-        ray.kill(drivers[0].server)
+        kill_server_process()
+        after(lambda: len(drivers[0].servers) == 2 and drivers[0].steps() >= kills[0] + 3_000)
+        kill_server_process()
 
-    threading.Thread(target=kill_server, daemon=True).start()
-    with pytest.raises(WorkerError, match="parameter server was lost"):
+    killer = threading.Thread(target=kill_twice, daemon=True)
+    killer.start()
+    with pytest.raises(WorkerError, match="parameter server was lost again"):
         model.learn(total_steps=10**7, run_dir=tmp_path)
-    for path in [*periodic.glob("step_*.safetensors"), tmp_path / "model.safetensors"]:
+    killer.join(timeout=5)
+    events = rows(tmp_path / "events.csv")
+    kinds = [e["event"] for e in events]
+    assert kinds.count("server_restored") == 1 and kinds[-1] == "failed", kinds
+    restored = next(e for e in events if e["event"] == "server_restored")
+    assert "restored from the driver's snapshot of update" in restored["detail"]
+    # Both workers reconnected and said what the loss cost them: at most what they sent since the
+    # snapshot (taken every 0.1 s; 2 CartPole workers make ~1,000 updates/s on 2 cores).
+    lost = [e for e in events if e["event"] == "updates_lost"]
+    assert sorted(e["detail"].split()[1] for e in lost) == ["0", "1"], lost
+    assert all(0 <= int(e["detail"].split("old one: ")[1].split()[0]) <= 1_000 for e in lost), lost
+    # Training went on after the restore, and what it learned then is in the checkpoints.
+    late = [r for r in rows(tmp_path / "updates.csv") if int(r["global_step"]) > kills[0] + 1_000]
+    assert {r["worker"] for r in late} == {"0", "1"}
+    final = load_checkpoint(tmp_path / "model.safetensors").counters["steps"]
+    assert final >= kills[0] + 3_000
+    for path in periodic.glob("step_*.safetensors"):
         assert load_checkpoint(path).counters["steps"] > 0, path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_restarted_and_resumed_workers_draw_fresh_seeds_by_one_rule(backend, request, tmp_path):
+    # ToySeedEcho's episodes score the seed their env drew; every worker raises at its env's 25th
+    # step, after 2 updates of 10 steps, and is restarted: 3 incarnations make the 50 steps.
+    if backend == "ray":
+        request.getfixturevalue("cluster")
+    options = dict(backend=backend, workers=1, n_envs=1, n_steps=10, seed=11, verbose=0, eval_interval=0,
+                   final_eval_episodes=0, checkpoint_interval=0, log_interval=0.01, max_restarts=50)
+    model = A3C("tests.toy_envs:ToySeedEcho-v0", **options)
+    model.learn(total_steps=50, run_dir=tmp_path)
+    config = model.config
+
+    def seeds_logged():
+        return {int(float(r["episode_return"])) for r in rows(tmp_path / "episodes.csv")}
+
+    first_run = {learner_seed(config, 0, k, 0) for k in range(3)}
+    assert seeds_logged() == first_run and 11 in first_run and len(first_run) == 3
+    start = model.num_steps
+    resumed = A3C.resume(tmp_path, verbose=0, total_steps=30)
+    resumed.learn()
+    again = {learner_seed(config, 0, k, start) for k in range(2)}
+    assert seeds_logged() == first_run | again and not first_run & again
+
+
+@pytest.mark.slow
+def test_a_local_instance_is_always_new_and_stays_on_loopback(cluster, a3c_cli, tmp_path, monkeypatch):
+    import ray
+
+    from a3c.drivers.ray.connection import LOOPBACK
+
+    # This module's instance runs, and RAY_ADDRESS names it; Ray's address file names a cluster
+    # that died: ray.init() would join one or the other, a run joins neither.
+    with short_tempdir() as ray_tmp:
+        with open(os.path.join(ray_tmp, "ray_current_cluster"), "w") as f:
+            f.write(f"{LOOPBACK}:1")
+        monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+        monkeypatch.setenv("RAY_ADDRESS", cluster)
+        run = tmp_path / "run"
+        result = a3c_cli("train", "tests.toy_envs:ToyIdentity-v0", "--backend", "ray", "--workers", "1",
+                         "--total-steps", "400", "--eval-interval", "0", "--final-eval-episodes", "0",
+                         "--run-dir", run, "--quiet")
+    assert result.returncode == 0, result.stderr
+    [where] = [e["detail"] for e in rows(run / "events.csv") if e["event"] == "ray"]
+    assert where.startswith(f"started a new local Ray instance (GCS {LOOPBACK}:"), where
+    assert cluster not in where and f"1 node(s) at {LOOPBACK}," in where
+    # This module's instance, started the same way, reports loopback addresses only.
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {LOOPBACK}
+    assert cluster.startswith(f"{LOOPBACK}:")
 
 
 @pytest.mark.slow

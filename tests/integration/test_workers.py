@@ -144,3 +144,25 @@ def test_a_worker_failure_through_the_command_exits_1_with_the_traceback(a3c_cli
     assert "a3c: error: worker 0 failed" in result.stderr
     assert "RuntimeError: toy env broke on purpose" in result.stderr
     assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_a_worker_that_reports_and_dies_at_once_loses_neither_its_reports_nor_its_traceback(tmp_path):
+    # Every incarnation of each of the 2 workers plays 4 whole episodes of 5 steps and raises on its
+    # 23rd step. With log_interval far longer than an incarnation lives, its episodes reach the
+    # trainer only in the report it sends as it dies, right before its traceback, in the moment
+    # before its exit: all of them must be logged, and every traceback with them.
+    restarts = 9
+    model = A3C("tests.toy_envs:ToyEpisodesThenFail-v0", workers=2, n_envs=1, n_steps=1, seed=0,
+                verbose=0, eval_interval=0, final_eval_episodes=0, checkpoint_interval=0,
+                log_interval=3600, max_restarts=restarts)
+    with pytest.raises(WorkerError, match="toy env failed after its episodes on purpose"):
+        model.learn(total_steps=10**9, max_seconds=SAFETY_SECONDS, run_dir=tmp_path)
+    events = rows(tmp_path / "events.csv")
+    restarted = [e for e in events if e["event"] == "worker_restarted"]
+    assert len(restarted) == restarts
+    assert all("RuntimeError: toy env failed after its episodes on purpose" in e["detail"] for e in restarted)
+    incarnations = restarts + 1  # the one that failed past the limit reported too
+    episodes = rows(tmp_path / "episodes.csv")
+    assert len(episodes) >= 4 * incarnations
+    assert all(e["episode_return"] == "5.0" and e["episode_length"] == "5" for e in episodes)
+    assert not worker_processes()

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from a3c.errors import ConfigError
 from a3c.presets import PRESETS, build_config, preset_for
 
 
@@ -50,3 +51,11 @@ def test_mujoco_id_without_mujoco_says_what_to_install():
 def test_atari_id_without_ale_py_says_what_to_install():
     line = _fails_without("ale_py", "from a3c.envs.make import make_env; make_env('PongNoFrameskip-v4')")
     assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[atari]"' in line
+
+
+def test_an_lstm_core_composes_with_any_preset():
+    for env_id in ("CartPole-v1", "Pendulum-v1"):
+        cfg = build_config(env_id, core="lstm")  # the presets give these separate torsos
+        assert cfg.core == "lstm" and cfg.shared_torso
+    with pytest.raises(ConfigError, match="shared_torso"):
+        build_config("CartPole-v1", core="lstm", shared_torso=False)  # asked for both: say so

@@ -1,4 +1,5 @@
-"""Shared optimizers: torch's update rule in one process, one set of moments across many."""
+"""Shared optimizers: the update rules against torch's or hand-computed values, one set of moments
+across many processes."""
 
 import copy
 
@@ -7,7 +8,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from a3c.core.optim import SharedAdam, SharedRMSprop, make_shared_optimizer
+from a3c.core.optim import SharedAdam, SharedRMSprop, SharedTorchRMSprop, make_shared_optimizer
 
 LR = 1e-2
 
@@ -49,11 +50,11 @@ def test_shared_adam_matches_torch_adam(foreach):
 
 
 @pytest.mark.parametrize("foreach", [True, None])
-def test_shared_rmsprop_matches_torch_rmsprop(foreach):
+def test_shared_torch_rmsprop_matches_torch_rmsprop(foreach):
     ours_model = small_model()
     ref_model = copy.deepcopy(ours_model)
     grads = gradient_sequence(ours_model, 25)
-    run(SharedRMSprop(ours_model.parameters(), lr=LR, alpha=0.9, eps=1e-5), ours_model, grads)
+    run(SharedTorchRMSprop(ours_model.parameters(), lr=LR, alpha=0.9, eps=1e-5), ours_model, grads)
     run(torch.optim.RMSprop(ref_model.parameters(), lr=LR, alpha=0.9, eps=1e-5, foreach=foreach),
         ref_model, grads)
     for ours, ref in zip(ours_model.parameters(), ref_model.parameters(), strict=True):
@@ -61,25 +62,37 @@ def test_shared_rmsprop_matches_torch_rmsprop(foreach):
     assert all_moved(ours_model)
 
 
-def test_shared_rmsprop_is_the_papers_rule():
-    # g = alpha * g + (1 - alpha) * grad^2;  theta -= lr * grad / (sqrt(g) + eps)
-    theta = nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
-    opt = SharedRMSprop([theta], lr=0.1, alpha=0.5, eps=1e-3)
-    g, expected = torch.zeros(2, dtype=torch.float64), theta.detach().clone()
-    for grad in ([3.0, -1.0], [1.0, 2.0]):
-        grad = torch.tensor(grad, dtype=torch.float64)
-        theta.grad = grad.clone()
-        opt.step()
-        g = 0.5 * g + 0.5 * grad**2
-        expected -= 0.1 * grad / (g.sqrt() + 1e-3)
-    torch.testing.assert_close(theta.detach(), expected, rtol=0, atol=1e-12)
+def test_shared_rmsprop_is_the_papers_rule_with_eps_inside_the_root():
+    # g = alpha * g + (1 - alpha) * grad^2;  theta -= lr * grad / sqrt(g + eps)
+    # lr 0.1, alpha 0.99, eps 0.1 and a gradient of 0.5, twice, by hand:
+    #   g1 = 0.01 * 0.25 = 0.0025;     step 1 = 0.1 * 0.5 / sqrt(0.1025)   = 0.1561738
+    #   g2 = 0.99 * g1 + 0.0025 = 0.004975; step 2 = 0.1 * 0.5 / sqrt(0.104975) = 0.1543217
+    # (torch's rule, grad / (sqrt(g) + eps), would make the first step 0.3333333.)
+    theta = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    opt = SharedRMSprop([theta], lr=0.1, alpha=0.99, eps=0.1)
+    theta.grad = torch.tensor([0.5], dtype=torch.float64)
+    opt.step()
+    assert theta.item() == pytest.approx(1.0 - 0.1561738, abs=1e-7)
+    assert opt.state[theta]["square_avg"].item() == pytest.approx(0.0025, abs=1e-12)
+    opt.step()
+    assert theta.item() == pytest.approx(1.0 - 0.1561738 - 0.1543217, abs=1e-7)
+    assert opt.state[theta]["square_avg"].item() == pytest.approx(0.004975, abs=1e-12)
+    assert opt.state[theta]["step"].item() == 2
 
 
-@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_torch_rmsprop_takes_the_other_first_step():
+    theta = nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    opt = SharedTorchRMSprop([theta], lr=0.1, alpha=0.99, eps=0.1)
+    theta.grad = torch.tensor([0.5], dtype=torch.float64)
+    opt.step()
+    assert theta.item() == pytest.approx(1.0 - 0.3333333, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop", "rmsprop-torch"])
 def test_state_is_created_eagerly_in_shared_memory(name):
     model = small_model()
     opt = make_shared_optimizer(name, model.parameters(), lr=LR, eps=1e-5, alpha=0.99)
-    expected = {"adam": {"step", "exp_avg", "exp_avg_sq"}, "rmsprop": {"step", "square_avg"}}[name]
+    expected = {"step", "exp_avg", "exp_avg_sq"} if name == "adam" else {"step", "square_avg"}
     for p in model.parameters():
         state = opt.state[p]
         assert set(state) == expected
@@ -122,7 +135,7 @@ def step_own_parameters(rank: int, shared: list[tuple[Params, torch.optim.Optimi
 
 
 def test_updates_from_every_process_land_in_the_shared_parameters():
-    names = ("adam", "rmsprop")
+    names = ("adam", "rmsprop", "rmsprop-torch")
     shared = []
     for name in names:
         model = Params()

@@ -29,13 +29,14 @@ class Store:
         return len(self.puts) - 1
 
 
-def server(optimizer="adam", total_steps=10**6, **kw):
+def server(optimizer="adam", total_steps=10**6, start_steps=0, **kw):
     config = build_config("CartPole-v1", optimizer=optimizer, hidden_sizes=(8, 8), total_steps=total_steps)
     torch.manual_seed(0)
     net = ActorCritic(SPEC)
     opt = make_optimizer(config, net.parameters(), shared=True)
     store = Store()
-    ps = ParameterServer(config, SPEC, net.state_dict(), optimizer_tensors(opt, net), put=store, **kw)
+    ps = ParameterServer(config, SPEC, net.state_dict(), optimizer_tensors(opt, net), start_steps,
+                         put=store, **kw)
     return ps, net, opt, store
 
 
@@ -113,13 +114,13 @@ def test_staleness_counts_updates_by_others_between_pull_and_push():
 
 def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_worker():
     ps, _, _, store = server(publish_spacing=0, inline_bytes=0)
-    assert len(store.puts) == 1 and ps.latest(0).params == 0
-    assert ps.latest(1).params == 0 and len(store.puts) == 1  # same version: no new put
+    assert len(store.puts) == 1 and ps.join(0).reply.params == 0
+    assert ps.join(1).reply.params == 0 and len(store.puts) == 1  # same version: no new put
     g = gradient(0)[1]
     reply = push(ps, 0, g, 0, 1)
     assert (reply.version, reply.params, len(store.puts)) == (1, 1, 2)
     np.testing.assert_array_equal(store.puts[1], flat_parameters(ps.net))
-    assert ps.latest(0).params == 1  # a (re)started worker always gets the reference
+    assert ps.join(0).reply.params == 1  # a (re)started worker always gets the reference
     reply = push(ps, 1, g, 1, 1)
     assert reply.params == 2
     assert push(ps, 1, g, 2, 1).params == 3
@@ -128,14 +129,14 @@ def test_parameters_are_put_once_per_version_and_each_reference_sent_once_per_wo
 def test_small_networks_travel_inline_in_the_replies_never_through_the_store():
     ps, _, _, store = server()  # 8-8 hidden units: a few hundred bytes
     assert ps.inline and not store.puts
-    first = ps.latest(0)
+    first = ps.join(0).reply
     np.testing.assert_array_equal(first.params, flat_parameters(ps.net))
     g = gradient(0)[1]
     reply = push(ps, 0, g, 0, 1)
     assert reply.version == 1
     np.testing.assert_array_equal(reply.params, flat_parameters(ps.net))  # every new version
     assert reply.params is not first.params  # a copy: later updates do not change what was sent
-    assert ps.latest(1).version == 1 and not store.puts
+    assert ps.join(1).reply.version == 1 and not store.puts
     assert push(ps, 1, g, 1, 1).params is not None and push(ps, 1, g, 1, 1).params is not None
 
 
@@ -145,7 +146,7 @@ def test_publication_is_spaced_out_in_time():
     replies = [push(ps, 0, g, 0, 1) for _ in range(5)]
     assert len(store.puts) == 1 and all(r.version == 0 for r in replies)
     assert replies[0].params == 0 and all(r.params is None for r in replies[1:])  # once per worker
-    assert ps.latest(0).version == 5 and len(store.puts) == 2  # the first pull forces a put
+    assert ps.join(0).reply.version == 5 and len(store.puts) == 2  # the first pull forces a put
 
 
 def test_stop_when_total_steps_reached_or_asked():
@@ -155,7 +156,7 @@ def test_stop_when_total_steps_reached_or_asked():
     assert push(ps, 0, g, 1, 10).stop
     ps2, *_ = server()
     ps2.request_stop()
-    assert ps2.latest(0).stop
+    assert ps2.join(0).reply.stop
 
 
 def test_reports_are_handed_to_the_driver_once():
@@ -177,16 +178,42 @@ def test_flat_parameters_round_trip_through_a_read_only_array():
 
 
 def test_a_worker_starting_again_is_counted_as_a_restart_and_skipped_steps_count():
-    ps, *_ = server()
-    ps.latest(0)
-    ps.latest(1)
+    ps, *_ = server(start_steps=500)
+    assert [ps.join(0, "node-a").incarnation, ps.join(1, "node-a").incarnation] == [0, 0]
     assert ps.snapshot().restarts == 0
-    ps.latest(1)  # worker 1's actor was started again
+    again = ps.join(1, "node-b")  # worker 1's actor was started again, on another node
+    assert (again.incarnation, again.start_steps) == (1, 500)  # what its seeds are drawn from
     ps.skip(1, 7)
     snapshot = ps.snapshot()
     assert snapshot.restarts == 1 and [kind for kind, _ in snapshot.events] == ["worker_restarted"]
-    assert snapshot.steps == 7 and snapshot.worker_counts[1] == (7, 0)
+    assert "on node node-b (was node-a)" in snapshot.events[0][1]
+    assert snapshot.worker_nodes == {0: "node-a", 1: "node-b"} and snapshot.starts == {0: 1, 1: 2}
+    assert snapshot.steps == 507 and snapshot.worker_counts[1] == (7, 0)
     assert ps.snapshot().events == []
+
+
+def test_a_server_restored_from_a_snapshot_goes_on_from_it_and_counts_what_was_lost():
+    ps, *_ = server(start_steps=100)
+    ps.join(0)
+    g = gradient(0)[1]
+    for _ in range(3):
+        push(ps, 0, g, ps.version, 10)
+    snapshot = ps.snapshot()
+    for _ in range(2):  # applied after the snapshot: lost with this server
+        push(ps, 0, g, ps.version, 10)
+    model = {k: torch.from_numpy(v) for k, v in snapshot.model_state.items()}
+    optimizer = {k: torch.from_numpy(v) for k, v in snapshot.optimizer_state.items()}
+    restored = ParameterServer(ps.config, SPEC, model, optimizer, start_steps=100, put=Store(),
+                               restored=snapshot, generation=1)
+    assert (restored.version, restored.steps) == (3, 130)
+    np.testing.assert_array_equal(flat_parameters(restored.net), np.concatenate(
+        [snapshot.model_state[name].reshape(-1) for name in restored.names]))
+    # The worker had sent 5 updates (50 steps) and holds one more it never sent: 3 of them lost.
+    joined = restored.rejoin(0, (60, 6))
+    assert (joined.generation, joined.counts, joined.incarnation) == (1, (30, 3), 0)
+    [(kind, detail)] = restored.snapshot().events
+    assert kind == "updates_lost" and "3 of its updates (30 env steps)" in detail
+    assert restored.join(0).incarnation == 1  # the starts counted before the loss go on
 
 
 def test_observation_moments_pushed_by_workers_make_the_global_statistics():

@@ -122,3 +122,21 @@ def test_terminal_rows_are_ignored_by_the_returns_and_episodes_have_their_length
     lengths = np.diff(np.concatenate([[-1], ends]))  # the first episode started at t = 0
     assert [e.length for e in r.episodes] == lengths.tolist()
     assert [e.episode_return for e in r.episodes] == lengths.astype(float).tolist()
+
+
+def test_acting_and_learning_see_the_same_observation_statistics():
+    # With obs_norm, the values the rollout recorded (behind the advantages) must be the values the
+    # loss differentiates: the statistics change only after the gradient, by update_statistics.
+    envs = SingleEnv(make_env("Pendulum-v1"))
+    net = ActorCritic(NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
+                                              obs_norm=True))
+    collector = RolloutCollector(envs, 16, seed=0)
+    for _ in range(3):
+        rollout = collector.collect(net)
+        _, _, values = net.evaluate_actions(
+            torch.from_numpy(rollout.obs), torch.from_numpy(rollout.actions), rollout.initial_state,
+            torch.from_numpy(rollout.resets()))
+        np.testing.assert_allclose(values.detach().numpy(), rollout.values.flatten(), rtol=1e-5, atol=1e-6)
+        count = float(net.normalizer.count)
+        collector.update_statistics(net)
+        assert float(net.normalizer.count) == count + 16  # and then the statistics move on

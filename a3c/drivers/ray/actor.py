@@ -17,6 +17,7 @@ import contextlib
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 import ray
@@ -28,30 +29,67 @@ from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.normalization import ObsNormalizer
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
-from a3c.drivers.base import Backend
-from a3c.drivers.ray.server import Reply, flat_gradients, load_flat_parameters
+from a3c.drivers.base import Backend, learner_seed
+from a3c.drivers.ray.server import Joined, Reply, flat_gradients, load_flat_parameters
 from a3c.envs.make import make_training_envs
+from a3c.errors import WorkerError
 
 # Sending costs a worker at most 1/(1 + PUSH_SPACING) of its time, and the server about as much
 # again per call; the value and its effect are measured in benchmarks/results/ray_scaling.md.
 PUSH_SPACING = 20.0
 
 
+SERVER_LOST = (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError)  # its calls, its objects
+RECONNECT_TIMEOUT = 120.0  # seconds a worker waits for the driver to put a new server in a lost one's place
+
+
+def server_name(base: str, generation: int) -> str:
+    """The Ray name of a run's parameter server: one per generation (a dead actor keeps its name)."""
+    return f"{base}-{generation}"
+
+
+def newest_server(base: str, after: int = -1,
+                  timeout: float = RECONNECT_TIMEOUT) -> tuple[ray.actor.ActorHandle, int]:
+    """The run's newest parameter server of a generation above `after`, and its generation; waits for
+    the driver to start one, and raises WorkerError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generation, handle = -1, None
+        with contextlib.suppress(ValueError):  # ray.get_actor: no actor of that name (yet)
+            while True:
+                handle = ray.get_actor(server_name(base, generation + 1))
+                generation += 1
+        if handle is not None and generation > after:
+            return handle, generation
+        if time.monotonic() > deadline:
+            raise WorkerError(f"no parameter server of this run ({base}) could be reached for "
+                              f"{timeout:.0f} s, so the worker gives up")
+        time.sleep(0.1)
+
+
 class RayBackend(Backend):
     """pull: load the newest parameters (and obs_norm statistics) the server's replies brought;
-    push: hold the flat gradient, and send what is held once a call is worth its cost."""
+    push: hold the flat gradient, and send what is held once a call is worth its cost.
 
-    def __init__(self, rank: int, config: Config, server: ray.actor.ActorHandle,
-                 normalizer: ObsNormalizer | None = None):
+    When the server is lost, the backend waits for the driver's new one, restored from its newest
+    snapshot, and goes on with it: the gradients in flight or held are dropped, and the new server is
+    told how many this worker had sent, so that it can count what the loss cost.
+    """
+
+    def __init__(self, rank: int, config: Config, base: str, server: ray.actor.ActorHandle,
+                 joined: Joined, normalizer: ObsNormalizer | None = None):
         self.rank = rank
         self.config = config
+        self.base = base  # the name of the run's servers, less the generation
         self.server = server
+        self.generation = joined.generation
         self.version = -1  # of the parameters in our network
         self.pending: deque[ray.ObjectRef] = deque()  # unanswered pushes, oldest first
         self.batch: list[tuple[np.ndarray, int, int]] = []  # gradients not sent yet: (g, version, steps)
         self.staleness: deque[int] = deque()  # answered pushes' staleness, not yet handed out
         self._next_send = 0.0  # monotonic time from which the gradients held may be sent
-        self.latest: Reply = ray.get(server.latest.remote(rank))
+        self.sent = list(joined.counts)  # (steps, updates) of this rank sent to the server, in all
+        self.latest: Reply = joined.reply
         self.params = self.latest.params  # reference to the newest published parameters we know of
         self.statistics = self.latest.statistics  # obs_norm's, as of those parameters
         self.normalizer = normalizer  # the worker network's: what it observed goes with the gradients
@@ -59,6 +97,13 @@ class RayBackend(Backend):
             normalizer.take_recent()  # from now on
 
     def pull(self, net: ActorCritic) -> int:
+        while True:
+            try:
+                return self._pull(net)
+            except SERVER_LOST:
+                self._reconnect()
+
+    def _pull(self, net: ActorCritic) -> int:
         # Take the replies already there, oldest first, but for the push sent a moment ago: it is
         # not answered yet, and asking costs as much as an answer.
         while len(self.pending) > 1:
@@ -85,11 +130,15 @@ class RayBackend(Backend):
         """
         self.batch.append((flat_gradients(net), pulled_version, steps))
         if len(self.batch) >= self.config.gradients_per_push or time.monotonic() >= self._next_send:
-            self._send()
+            try:
+                self._send()
+            except SERVER_LOST:
+                self._reconnect()
         return self.staleness.popleft() if self.staleness else 0
 
     def skip(self, steps: int) -> None:
         """Count the env steps of an update not pushed (the loop skips non-finite gradients)."""
+        self.sent[0] += steps
         self.server.skip.remote(self.rank, steps)
 
     def global_steps(self) -> int:
@@ -100,14 +149,21 @@ class RayBackend(Backend):
 
     def drain(self) -> None:
         """Send what is left and wait until every gradient has been applied."""
-        if self.batch:
-            self._send()
-        while self.pending:
-            self._take(ray.get(self.pending.popleft()))
+        while True:
+            try:
+                if self.batch:
+                    self._send()
+                while self.pending:
+                    self._take(ray.get(self.pending[0]))
+                    self.pending.popleft()
+                return
+            except SERVER_LOST:
+                self._reconnect()
 
     def _send(self) -> None:
         while len(self.pending) >= self.config.max_inflight_pushes:
-            self._take(ray.get(self.pending.popleft()))  # back-pressure: wait for the oldest
+            self._take(ray.get(self.pending[0]))  # back-pressure: wait for the oldest
+            self.pending.popleft()
         grads, versions, steps = zip(*self.batch, strict=True)
         observed = None
         if self.normalizer is not None:  # what this worker saw since it last sent, for the global stats
@@ -118,6 +174,8 @@ class RayBackend(Backend):
         sent = time.monotonic()
         self._next_send = sent + PUSH_SPACING * (sent - start)
         self.batch = []
+        self.sent[0] += sum(steps)
+        self.sent[1] += len(grads)
 
     def _take(self, reply: Reply) -> None:
         self.staleness.extend(reply.staleness)
@@ -126,25 +184,43 @@ class RayBackend(Backend):
             self.params = reply.params
             self.statistics = reply.statistics
 
+    def _reconnect(self) -> None:
+        """The server is lost: drop what was in flight or held, and go on with its successor."""
+        for _, _, steps in self.batch:  # computed after the snapshot: lost with the rest, and counted
+            self.sent[0] += steps
+            self.sent[1] += 1
+        self.batch, self.staleness = [], deque()
+        self.pending.clear()
+        sent = tuple(self.sent)
+        self.server, joined = call_newest_server(self.base, self.generation,
+                                                 lambda server: server.rejoin.remote(self.rank, sent))
+        self.generation = joined.generation
+        self.sent = list(joined.counts)
+        self.version = -1  # load the restored parameters at the next pull
+        self.latest, self.params, self.statistics = joined.reply, joined.reply.params, joined.reply.statistics
+        if self.normalizer is not None:
+            self.normalizer.take_recent()  # what it saw since its last push went with the old server
+
 
 class WorkerActor:
     """One A3C worker as a Ray actor (made one by the driver): envs, a network, the actor-learner
     loop and a RayBackend."""
 
-    def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_name: str,
+    def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_base: str,
                  start_time: float):
         torch.set_num_threads(1)
-        seed = config.seed + rank * config.n_envs  # as the local backend's: seed + w * n_envs, + 1, ...
-        torch.manual_seed(seed)
-        np.random.seed(seed)
         self.rank = rank
         self.config = config
-        self.server = ray.get_actor(server_name)
         self.start_time = start_time
+        server, joined = join(server_base, rank)
+        # The seeding rule of every backend: a restarted worker, or one of a resumed run, plays new episodes.
+        seed = learner_seed(config, rank, joined.incarnation, joined.start_steps)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
         self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
-        self.backend = RayBackend(rank, config, self.server, self.net.normalizer)
+        self.backend = RayBackend(rank, config, server_base, server, joined, self.net.normalizer)
         self._last_report: ray.ObjectRef | None = None
 
     def run(self) -> int:
@@ -159,7 +235,8 @@ class WorkerActor:
             raise
         self.backend.drain()
         if self._last_report is not None:
-            ray.get(self._last_report)  # the server runs our calls in order: all earlier ones too
+            with contextlib.suppress(*SERVER_LOST):  # a report to a server lost since: lost with it
+                ray.get(self._last_report)  # the server runs our calls in order: all earlier ones too
         self.env.close()
         return self.rank
 
@@ -167,4 +244,22 @@ class WorkerActor:
         return os.getpid()
 
     def _send_report(self, report: LearnerReport) -> None:
-        self._last_report = self.server.report.remote(report)
+        self._last_report = self.backend.server.report.remote(report)
+
+
+def join(base: str, rank: int) -> tuple[ray.actor.ActorHandle, Joined]:
+    """Find the run's newest parameter server and join it as a worker of `rank` on this node."""
+    node = ray.get_runtime_context().get_node_id()
+    return call_newest_server(base, -1, lambda server: server.join.remote(rank, node))
+
+
+def call_newest_server(base: str, after: int, call: Callable[[ray.actor.ActorHandle], ray.ObjectRef]
+                       ) -> tuple[ray.actor.ActorHandle, Joined]:
+    """call(server) on the run's newest server of a generation above `after`, and its answer; a server
+    lost before it answers is followed by the one the driver puts in its place."""
+    while True:
+        server, generation = newest_server(base, after)
+        try:
+            return server, ray.get(call(server))
+        except SERVER_LOST:
+            after = generation

@@ -8,6 +8,7 @@ once per version and shared by all workers (and all of a node's workers read one
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -73,9 +74,20 @@ class Reply(NamedTuple):
     stop: bool  # the run is over: finish the update in hand and return
 
 
+class Joined(NamedTuple):
+    """What a worker learns when it starts: which start of its rank this is, and the parameters."""
+
+    incarnation: int  # earlier starts of this rank in this run: 0 for its first worker
+    start_steps: int  # env steps of the earlier runs a resumed run continues, else 0
+    counts: tuple[int, int]  # (steps, updates) the server has counted for this rank so far
+    generation: int  # of the server: 0, then 1 after the driver restored a lost one
+    reply: Reply
+
+
 @dataclass
 class Snapshot:
-    """The global network's state for the driver: to evaluate, checkpoint, and log."""
+    """The global network's state for the driver: to evaluate, checkpoint, log, and restore a lost
+    server from."""
 
     steps: int
     updates: int
@@ -83,8 +95,10 @@ class Snapshot:
     optimizer_state: dict[str, np.ndarray]  # keyed as a3c.core.optim.optimizer_tensors keys them
     reports: list[LearnerReport]
     worker_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # rank: (steps, updates)
-    restarts: int = 0  # worker actors started again by Ray, this run
+    restarts: int = 0  # worker actors started again (by Ray, or by the driver), this run
     events: list[tuple[str, str]] = field(default_factory=list)  # (kind, detail) since the last call
+    starts: dict[int, int] = field(default_factory=dict)  # rank: workers of that rank started so far
+    worker_nodes: dict[int, str] = field(default_factory=dict)  # rank: the Ray node its worker runs on
 
 
 class ParameterServer:
@@ -94,7 +108,12 @@ class ParameterServer:
                  optimizer_state: dict[str, torch.Tensor], start_steps: int = 0, start_updates: int = 0,
                  put: Callable[[np.ndarray], Any] | None = None,
                  publish_spacing: float = PUBLISH_SPACING,
-                 inline_bytes: int = INLINE_PARAMETER_BYTES):
+                 inline_bytes: int = INLINE_PARAMETER_BYTES, restored: Snapshot | None = None,
+                 generation: int = 0):
+        """start_steps, start_updates: the counters of the earlier runs a resumed run continues.
+        restored: the driver's newest snapshot of a server that was lost (its model and optimizer
+        state are model_state and optimizer_state), whose counters and workers this one takes over;
+        generation counts the servers of this run (0 for the first)."""
         torch.set_num_threads(1)
         self.config = config
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
@@ -112,8 +131,13 @@ class ParameterServer:
         # The configured torch Adam/RMSprop, as the local backend's: elementwise, so one flat tensor
         # gives exactly the per-layer result.
         self.optimizer = make_optimizer(config, [self.flat], shared=False)
+        for group in self.optimizer.param_groups:
+            if "fused" in group:  # Adam: torch's fused kernel steps one flat tensor in one call, where
+                group.update(fused=True, foreach=False)  # the foreach path suits many tensors
         if optimizer_state:
             self._load_optimizer_state(optimizer_state)
+        self.start_steps = start_steps  # where this run began: part of the workers' seeding rule
+        self.generation = generation
         self.version = start_updates  # the global update count: a version of the parameters
         self.steps = start_steps
         self.worker_counts: dict[int, list[int]] = {}
@@ -121,8 +145,14 @@ class ParameterServer:
         self._sent: dict[int, int] = {}  # rank: the version of the parameters it was last sent
         self.reports: list[LearnerReport] = []
         self.events: list[tuple[str, str]] = []
-        self._starts: dict[int, int] = {}  # rank: times a worker of that rank started (first pulls)
+        self._starts: dict[int, int] = {}  # rank: times a worker of that rank joined
         self._restart_reasons: dict[int, str] = {}  # rank: why the driver replaced its worker
+        self.worker_nodes: dict[int, str] = {}  # rank: the node its newest worker joined from
+        if restored is not None:
+            self.version, self.steps = restored.updates, restored.steps
+            self.worker_counts = {rank: list(counts) for rank, counts in restored.worker_counts.items()}
+            self._starts = dict(restored.starts)
+            self.worker_nodes = dict(restored.worker_nodes)
         self.stopping = False
         if put is None:
             import ray
@@ -138,15 +168,41 @@ class ParameterServer:
 
     # --- the workers' calls ---
 
-    def latest(self, rank: int) -> Reply:
-        """The newest parameters (published now if need be): a worker's first pull."""
-        self._starts[rank] = self._starts.get(rank, 0) + 1
-        if self._starts[rank] > 1:
+    def join(self, rank: int, node: str = "") -> Joined:
+        """A worker of `rank` starts (its first, a restarted or a replacing one, on `node`): which
+        start it is, for its seeds, and the newest parameters (published now if need be)."""
+        incarnation = self._starts.get(rank, 0)
+        self._starts[rank] = incarnation + 1
+        before = self.worker_nodes.get(rank)
+        if node:
+            self.worker_nodes[rank] = node
+        if incarnation > 0:
             reason = self._restart_reasons.pop(rank, f"worker {rank}'s actor died")
-            self.events.append(("worker_restarted", f"{reason}; started again (restart "
-                                f"{self._starts[rank] - 1} of this worker)"))
+            where = f" on node {node[:8]}" + (f" (was {before[:8]})" if before not in (None, node) else "")
+            self.events.append(("worker_restarted", f"{reason}; started again{where} (restart "
+                                f"{incarnation} of this worker)"))
+        counts = self.worker_counts.get(rank, [0, 0])
+        return Joined(incarnation, self.start_steps, (counts[0], counts[1]), self.generation,
+                      self._fresh_reply(rank))
+
+    def rejoin(self, rank: int, sent: tuple[int, int]) -> Joined:
+        """A worker whose server was lost comes back to this one, restored from the driver's snapshot.
+
+        sent: the (steps, updates) the worker had sent in all, counted from the server's counts at
+        its join. What the snapshot does not count of them was lost with the old server.
+        """
+        counts = self.worker_counts.setdefault(rank, [0, 0])
+        steps, updates = sent[0] - counts[0], sent[1] - counts[1]
+        self.events.append(("updates_lost", f"worker {rank} reconnected to the restored parameter "
+                            f"server; lost with the old one: {updates} of its updates ({steps} env "
+                            "steps) applied or sent after the snapshot"))
+        self._own.pop(rank, None)
+        return Joined(max(self._starts.get(rank, 1) - 1, 0), self.start_steps, (counts[0], counts[1]),
+                      self.generation, self._fresh_reply(rank))
+
+    def _fresh_reply(self, rank: int) -> Reply:
         self._publish(force=True)
-        self._sent.pop(rank, None)  # a new (or restarted) worker holds no reference yet
+        self._sent.pop(rank, None)  # a new (or reconnected) worker holds no reference yet
         return self._reply(rank, ())
 
     def push(self, rank: int, pulled_versions: Sequence[int], steps: Sequence[int],
@@ -210,10 +266,20 @@ class ParameterServer:
             reports=reports,
             worker_counts={rank: (s, u) for rank, (s, u) in self.worker_counts.items()},
             restarts=sum(n - 1 for n in self._starts.values()), events=events,
+            starts=dict(self._starts), worker_nodes=dict(self.worker_nodes),
         )
 
     def request_stop(self) -> None:
         self.stopping = True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def node(self) -> str:
+        """The id of the Ray node this server runs on (as an actor)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def stats(self) -> dict[str, float]:
         """For benchmarks: updates applied, puts made, and this process's CPU time."""
