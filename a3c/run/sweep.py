@@ -148,7 +148,8 @@ def run_trial(trial: Trial, directory: Path) -> dict[str, Any]:
     if position is not None and position.steps >= position.target_steps:
         command = []  # it ran to its end: only its result is missing (the sweep stopped right then)
     elif position is not None:
-        command += ["--resume", str(directory)]
+        # the sweep's own trial, made from the grid the user runs: what it names is theirs to import
+        command += ["--resume", str(directory), "--trust-code"]
     else:
         options_file = directory / "trial_options.json"
         options_file.write_text(json.dumps({**trial.options, "seed": trial.seed, "algo": trial.algo},

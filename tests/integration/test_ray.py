@@ -253,7 +253,7 @@ def test_restarted_and_resumed_workers_draw_fresh_seeds_by_one_rule(backend, req
     first_run = {learner_seed(config, 0, k, 0) for k in range(3)}
     assert seeds_logged() == first_run and 11 in first_run and len(first_run) == 3
     start = model.num_steps
-    resumed = A3C.resume(tmp_path, verbose=0, total_steps=30)
+    resumed = A3C.resume(tmp_path, verbose=0, trust_code=True, total_steps=30)
     resumed.learn()
     again = {learner_seed(config, 0, k, start) for k in range(2)}
     assert seeds_logged() == first_run | again and not first_run & again
