@@ -15,7 +15,8 @@ _EXPORTS = {
     "ConfigError": "a3c.errors", "EnvError": "a3c.errors", "WorkerError": "a3c.errors",
     "TrainingError": "a3c.errors", "NonFiniteError": "a3c.errors",
     "EvalResult": "a3c.run.evaluation", "evaluate": "a3c.run.evaluation",
-    "evaluate_policy": "a3c.api", "UntrustedCodeError": "a3c.errors",
+    "evaluate_policy": "a3c.api", "UntrustedCodeError": "a3c.errors", "A3CWarning": "a3c.errors",
+    "EnvFactoryError": "a3c.errors",
     **{name: "a3c.run.callbacks" for name in (
         "Callback", "CallbackList", "EvalCallback", "CheckpointCallback",
         "StopTrainingOnRewardThreshold", "StopTrainingOnNoModelImprovement")},

@@ -265,7 +265,9 @@ def _eval(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
     else:
         mode = "stochastic" if args.stochastic else "greedy"
-        print(f"{model.config.env_id}: mean return {result.mean_return:.2f} +/- "
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in model.config.env_kwargs.items())
+        env = f"{model.config.env_id}({kwargs})" if kwargs else model.config.env_id
+        print(f"{env}: mean return {result.mean_return:.2f} +/- "
               f"{result.std_return:.2f} over {len(result.returns)} {mode} episodes "
               f"(min {min(result.returns):.1f}, max {max(result.returns):.1f})")
         if args.video:
