@@ -13,11 +13,16 @@
    rate is env steps/s over the last --measure seconds of each run (Ray's start-up is not counted).
    Each run's start-up is measured too: the seconds from the command's launch to its first update
    (each learner reports its first update at once), a new local Ray instance's start included.
+3. Ray's own start-up, the floor under the first update: in a fresh interpreter, `import ray`, a
+   new local instance (`ray.init`, loopback, no dashboard), then the first actor that imports torch
+   answering a call.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -112,6 +117,36 @@ def training_rate(backend: str, workers: int, per_push: int, seconds: float, mea
     return rate, first_update
 
 
+_FLOOR = """
+import json, logging, time
+t0 = time.perf_counter()
+import ray
+t1 = time.perf_counter()
+ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+         _node_ip_address="127.0.0.1")
+t2 = time.perf_counter()
+
+@ray.remote(num_cpus=0)
+class Probe:
+    def __init__(self):
+        import torch  # noqa: F401  (what every worker and the server import first)
+
+    def ping(self):
+        return 1
+
+ray.get(Probe.remote().ping.remote())
+t3 = time.perf_counter()
+print(json.dumps({"import ray": t1 - t0, "ray.init": t2 - t1, "first torch actor": t3 - t2,
+                  "total": t3 - t0}))
+"""
+
+
+def ray_floor() -> dict[str, float]:
+    """Seconds for each phase of Ray's own start-up, in a fresh interpreter (see _FLOOR)."""
+    done = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -127,11 +162,37 @@ def main() -> None:
                         help="also measure gradients_per_push this (ray, 2 workers; server)")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
     parser.add_argument("--note", default="", help="what else ran on the machine, for the report")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="measure Ray's own start-up only (section 3)")
     args = parser.parse_args()
     import ray
 
     command = "python benchmarks/ray_scaling.py " + " ".join(sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M")
+    floors = []
+    for _ in range(args.repeats):
+        floors.append(ray_floor())
+        print("Ray's start-up: " + ", ".join(f"{k} {v:.2f} s" for k, v in floors[-1].items()), flush=True)
+    floor = [
+        "",
+        f"## Ray's own start-up in a fresh interpreter (seconds, median of {args.repeats}; runs)",
+        "",
+        "| phase | median | runs |",
+        "|---|---:|---|",
+        *(f"| {phase} | {median([f[phase] for f in floors]):.2f} | "
+          f"{', '.join(f'{f[phase]:.2f}' for f in floors)} |" for phase in floors[0]),
+    ]
+    header = [
+        "# Ray backend scaling on one machine",
+        "",
+        f"command: `{command}`  ",
+        f"machine: {machine()}; run {started}  ",
+        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}  ",
+        f"commit: {commit()}; what else ran: {args.note or 'not noted'}",
+    ]
+    if args.floor_only:
+        write("\n".join(header + floor), args.out)
+        return
 
     from a3c.drivers.ray.connection import start_local
 
@@ -160,12 +221,7 @@ def main() -> None:
 
     local = median(rates[("local", 2, 1)])
     lines = [
-        "# Ray backend scaling on one machine",
-        "",
-        f"command: `{command}`  ",
-        f"machine: {machine()}; run {started}  ",
-        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}  ",
-        f"commit: {commit()}; what else ran: {args.note or 'not noted'}",
+        *header,
         "",
         f"## Parameter server: gradient applications per second (CartPole-v1 network, "
         f"{args.server_seconds:g} s per run, max_inflight_pushes {args.inflight}, median of {args.repeats})",
@@ -204,11 +260,14 @@ def main() -> None:
         lines.append(f"Ray ({per_push} gradient(s) per push) / local, 2 workers, per repeat: "
                      f"{', '.join(f'{p:.0%}' for p in pairs)} (median {median(pairs):.0%}); "
                      f"ratio of the medians: {median(ray_rates) / local:.0%}.  ")
-    text = "\n".join(lines)
+    write("\n".join(lines + floor), args.out)
+
+
+def write(text: str, out: Path | None) -> None:
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
