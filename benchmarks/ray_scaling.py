@@ -261,6 +261,19 @@ def main() -> None:
                      f"{', '.join(f'{p:.0%}' for p in pairs)} (median {median(pairs):.0%}); "
                      f"ratio of the medians: {median(ray_rates) / local:.0%}.  ")
     write("\n".join(lines + floor), args.out)
+    if args.out:  # the figures, for benchmarks/readme_table.py
+        def key(backend: str, workers: int, per_push: int) -> str:
+            return f"{backend} x{workers}, {per_push} per push"
+
+        record = {
+            "commit": commit(), "machine": machine(), "date": started,
+            "env_steps_per_s": {key(*k): median(rs) for k, rs in rates.items()},
+            "first_update_s": {key(*k): median(fs) for k, fs in firsts.items()},
+            "server_updates_per_s": {f"{c} clients, {p} per push": median([r["updates_per_s"] for r in runs])
+                                     for c, p, runs in server_rows},
+            "ray_start_s": {phase: median([f[phase] for f in floors]) for phase in floors[0]},
+        }
+        args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def write(text: str, out: Path | None) -> None:
