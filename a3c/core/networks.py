@@ -433,25 +433,6 @@ class ActorCritic(nn.Module):
     def value(self, obs: Observation, state: State = None) -> Tensor:
         return self.forward(obs, state)[1]
 
-    @property
-    def keeps_acting_graph(self) -> bool:
-        """The loss reuses the rollout's own forward passes (act_with_graph) instead of running
-        them again: exact for a feed-forward network of built-in layers, whose outputs depend on
-        the observation alone. A recurrent core reruns its T steps from the rollout's first state
-        (evaluate_actions); a user's torso may hold layers that see the batch (batch norm), so it
-        does too."""
-        return not self.recurrent and not self.spec.user_torso
-
-    def act_with_graph(self, obs: Observation) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """act for a feed-forward network, keeping the autograd graph for the loss: sampled actions
-        (no graph) and, with their graph, log pi(a|s), H(pi(.|s)) and V(s), the values
-        evaluate_actions gives for these observations and actions. Call with grad enabled."""
-        params, value, _ = self.forward(obs, None)
-        with torch.no_grad():
-            actions = self.policy.sample(params, False)
-        logp, entropy = self.policy.log_prob_entropy(params, actions)
-        return actions, logp, entropy, value
-
     def evaluate_actions(self, obs: Observation, actions: Tensor, state: State, resets: Tensor
                          ) -> tuple[Tensor, Tensor, Tensor]:
         """log pi(a|s), H(pi(.|s)) and V(s) over a [T, N, ...] rollout, with autograd, for the loss.

@@ -1,10 +1,4 @@
-"""Collect T steps from a batch of envs with a policy: the Rollout record.
-
-A feed-forward network acts with autograd on, and the rollout keeps the graph of those forward
-passes for the loss (ActorCritic.keeps_acting_graph), so the learner does not run them again; the
-local network does not change during a rollout, so they are the passes a recomputation would run.
-A recurrent network acts without autograd, and the loss reruns its T steps.
-"""
+"""Collect T steps from a batch of envs with a policy, without autograd: the Rollout record."""
 
 from __future__ import annotations
 
@@ -56,9 +50,6 @@ class Rollout:
     truncated: np.ndarray
     episodes: list[Episode] = field(default_factory=list)
     initial_state: State = None  # the network's state before the first step (None: feed-forward)
-    # Per step, (log pi(a|s), H(pi(.|s)), V(s)) with their autograd graph, where the network keeps
-    # it; at most one rollout's graph is held: the loss takes it, the next collect drops it.
-    graph: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
@@ -79,16 +70,6 @@ class Rollout:
     @property
     def num_steps(self) -> int:
         return self.rewards.size
-
-    def take_graph(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """log pi(a|s), H(pi(.|s)) and V(s), flat [T*N] and time-major as evaluate_actions gives
-        them, with the graph of the rollout's own forward passes; None where the network did not
-        keep it. Handed out once, so the graph is freed with the loss's backward."""
-        if not self.graph:
-            return None
-        graph, self.graph = self.graph, []
-        logp, entropy, values = (torch.cat(steps) for steps in zip(*graph, strict=True))
-        return logp, entropy, values
 
     def resets(self) -> np.ndarray:
         """bool [T, N]: where an episode ended at the step before, so the state starts afresh."""
@@ -122,8 +103,6 @@ class RolloutCollector:
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
-        r.graph = []  # an earlier rollout's graph, if its loss never took it
-        keep_graph = net.keeps_acting_graph
         net.new_rollout(self.envs.num_envs)
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
@@ -132,16 +111,7 @@ class RolloutCollector:
         if self.structured:
             to_net = functools.partial(_each_part, to_net)
         for t in range(len(r.rewards)):
-            # The network reads step t's observation from the rollout's buffer, which stays as it
-            # is until the loss's backward, where a kept graph needs it (an env may reuse its own).
-            obs = to_net(self._record_observation(t))
-            if keep_graph:
-                with torch.enable_grad():
-                    actions, logp, entropy, values = net.act_with_graph(obs)
-                r.graph.append((logp, entropy, values))
-                values = values.detach()
-            else:
-                actions, values, self.state = net.act(obs, self.state)
+            actions, values, self.state = net.act(to_net(self.obs), self.state)
             self._step(t, to_numpy(actions), to_numpy(values), net)
         r.next_values[-1] = to_numpy(net.value(to_net(self.obs), self.state))
         # Where an episode ended, the value of the state after it is not the next row's value.
@@ -162,19 +132,14 @@ class RolloutCollector:
         """
         net.observe(self.rollout.obs)  # its Box parts, unless they hold NaN or inf
 
-    def _record_observation(self, t: int) -> Observations:
-        """Copy the current observation into row t of the rollout's buffer; that row, as a view."""
+    def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
+        """Record step t's observation, action and value, step the envs, record what came back."""
         r = self.rollout
         if self.structured:
             for key, buffer in r.obs.items():
                 buffer[t] = self.obs[key]
-            return {key: buffer[t] for key, buffer in r.obs.items()}
-        r.obs[t] = self.obs
-        return r.obs[t]
-
-    def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
-        """Record step t's action and value, step the envs, record what came back."""
-        r = self.rollout
+        else:
+            r.obs[t] = self.obs
         r.actions[t] = actions
         r.values[t] = values
         env_actions = actions if self.to_env is None else self.to_env(actions)
