@@ -1,6 +1,6 @@
 """Where an A3C worker's agent step goes on Atari, next to the emulator alone and the references.
 
-    flock /work/speed.lock python benchmarks/atari_profile.py --out benchmarks/results/atari_profile.md
+    /work/bg/measure python benchmarks/atari_profile.py --out benchmarks/results/atari_profile.md
 
 All in one run, so that the ratios hold on a machine whose speed changes from day to day:
 
@@ -74,20 +74,22 @@ PARTS = (  # (key, label, group)
 
 # --- 1. env only ---------------------------------------------------------------------------------
 
-def make_envs(kind: str, n_envs: int) -> Any:
-    """sync: the wrappers as make_training_envs batches them; ale: AtariBatch; raw: ale-py alone."""
+def make_envs(kind: str, n_envs: int, env_id: str = ENV_ID) -> Any:
+    """sync: the wrappers as make_training_envs batches them; ale: AtariBatch; raw: ale-py alone
+    (Pong)."""
     if kind == "raw":
         from ale_py.vector_env import AtariVectorEnv
 
         return AtariVectorEnv("pong", n_envs, num_threads=1, autoreset_mode="SameStep",
                               reward_clipping=False, repeat_action_probability=0.0)
-    return make_training_envs(build_config(ENV_ID, n_envs=n_envs, vec_env=kind), seed=0)
+    return make_training_envs(build_config(env_id, n_envs=n_envs, vec_env=kind), seed=0)
 
 
-def env_rate(kind: str, n_envs: int, seconds: float, barrier: Any = None) -> tuple[float, float]:
+def env_rate(kind: str, n_envs: int, seconds: float, barrier: Any = None, env_id: str = ENV_ID
+             ) -> tuple[float, float]:
     """(agent steps per wall second, CPU seconds per agent step) of n_envs envs stepped with
     random actions for about `seconds`."""
-    envs = make_envs(kind, n_envs)
+    envs = make_envs(kind, n_envs, env_id)
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
     n_actions = int(envs.single_action_space.n)
@@ -105,16 +107,17 @@ def env_rate(kind: str, n_envs: int, seconds: float, barrier: Any = None) -> tup
     return rate, cpu_per_step
 
 
-def _env_rate_child(kind: str, n_envs: int, seconds: float, barrier: Any, out: Any) -> None:
-    out.put(env_rate(kind, n_envs, seconds, barrier))
+def _env_rate_child(kind: str, n_envs: int, seconds: float, barrier: Any, out: Any, env_id: str) -> None:
+    out.put(env_rate(kind, n_envs, seconds, barrier, env_id))
 
 
-def env_rate_parallel(kind: str, n_envs: int, seconds: float, processes: int) -> tuple[float, float]:
+def env_rate_parallel(kind: str, n_envs: int, seconds: float, processes: int, env_id: str = ENV_ID
+                      ) -> tuple[float, float]:
     """The summed rate of `processes` processes stepping their own envs at the same time, and
     their mean CPU seconds per agent step."""
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(processes), ctx.Queue()
-    children = [ctx.Process(target=_env_rate_child, args=(kind, n_envs, seconds, barrier, out))
+    children = [ctx.Process(target=_env_rate_child, args=(kind, n_envs, seconds, barrier, out, env_id))
                 for _ in range(processes)]
     for c in children:
         c.start()
@@ -305,15 +308,15 @@ class CpuSampler(threading.Thread):
         return float(np.interp(when, times, [c for _, c in self.samples]))
 
 
-def learning_rate(seconds: float, *options: str) -> tuple[float, float]:
-    """Agent steps per wall second of `a3c train ENV_ID OPTIONS` from 10 s after its start to 3 s
+def learning_rate(seconds: float, *options: str, env_id: str = ENV_ID) -> tuple[float, float]:
+    """Agent steps per wall second of `a3c train env_id OPTIONS` from 10 s after its start to 3 s
     before its end (the processes all running), and the CPU seconds all its processes spent per
     agent step in that window."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         sampler = CpuSampler()
         sampler.start()
-        run_train(ENV_ID, run_dir, "--max-seconds", str(seconds), "--total-steps", str(10**9),
+        run_train(env_id, run_dir, "--max-seconds", str(seconds), "--total-steps", str(10**9),
                   "--target-return", "none", "--eval-interval", "0", "--final-eval-episodes", "0",
                   "--checkpoint-interval", "0", "--seed", "0", *options)
         sampler.done.set()
@@ -330,15 +333,16 @@ def learning_rate(seconds: float, *options: str) -> tuple[float, float]:
         return steps / wall, cpu / steps
 
 
-def sb3_rate(seconds: float, threads: int, n_envs: int = 16) -> tuple[float, float]:
+def sb3_rate(seconds: float, threads: int, n_envs: int = 16, env_id: str = ENV_ID) -> tuple[float, float]:
     """Stable-Baselines3 A2C with its Atari defaults, in a fresh interpreter (--sb3-child)."""
-    out = subprocess.run([sys.executable, __file__, "--sb3-child", str(seconds), str(n_envs), str(threads)],
+    out = subprocess.run([sys.executable, __file__, "--sb3-child", str(seconds), str(n_envs), str(threads),
+                          env_id],
                          capture_output=True, text=True, check=True)
     rate, cpu = out.stdout.strip().splitlines()[-1].split()
     return float(rate), float(cpu)
 
 
-def sb3_child(seconds: float, n_envs: int, threads: int) -> None:
+def sb3_child(seconds: float, n_envs: int, threads: int, env_id: str) -> None:
     """SB3's A2C, CnnPolicy, make_atari_env + VecFrameStack(4), as rl-baselines3-zoo runs Atari,
     with `threads` torch threads. Prints agent steps/s and CPU seconds per agent step, measured
     after a 10 s warm-up."""
@@ -368,7 +372,7 @@ def sb3_child(seconds: float, n_envs: int, threads: int) -> None:
                 return False
             return True
 
-    env = VecFrameStack(make_atari_env(ENV_ID, n_envs=n_envs, seed=0), n_stack=4)
+    env = VecFrameStack(make_atari_env(env_id, n_envs=n_envs, seed=0), n_stack=4)
     model = A2C("CnnPolicy", env, device="cpu", seed=0, verbose=0)
     rate = Rate()
     model.learn(total_timesteps=10**9, callback=rate)
@@ -379,7 +383,7 @@ def sb3_child(seconds: float, n_envs: int, threads: int) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--sb3-child":
-        sb3_child(float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        sb3_child(float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-seconds", type=float, default=5.0)
@@ -441,7 +445,7 @@ def main() -> None:
         """a's rate over b's: in wall time (this run), and from the CPU time a step costs."""
         return f"{a[0] / b[0]:.2f}x | {b[1] / a[1]:.2f}x"
 
-    command = "flock /work/speed.lock python benchmarks/atari_profile.py " + " ".join(sys.argv[1:])
+    command = "/work/bg/measure python benchmarks/atari_profile.py " + " ".join(sys.argv[1:])
     lines = [
         f"# Where an A3C worker's agent step goes on Atari ({ENV_ID})",
         "",

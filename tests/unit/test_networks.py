@@ -200,3 +200,35 @@ def test_sde_needs_box_actions_and_round_trips_in_the_spec():
     assert NetworkSpec.from_dict(spec.to_dict()) == spec
     older = {k: v for k, v in spec.to_dict().items() if k not in ("use_sde", "log_std_init")}
     assert NetworkSpec.from_dict(older).use_sde is False  # a checkpoint from before use_sde
+
+
+@pytest.mark.parametrize("kind", ["a3c-conv", "nature-conv"])
+@pytest.mark.parametrize("channels_last_images", [False, True])
+def test_the_conv_torsos_learning_pass_in_channels_last_memory_gives_the_plain_convolutions_results(
+        kind, channels_last_images):
+    # With autograd the torso runs channels-last (faster weight gradients on the CPU); features and
+    # gradients must be those of plain channel-first convolutions, and acting's must match too.
+    from a3c.core.torsos import ConvTorso
+
+    torch.manual_seed(0)
+    shape = (84, 84, 4) if channels_last_images else (4, 84, 84)
+    torso = ConvTorso(shape, kind, channels_last=channels_last_images)
+    images = torch.randint(0, 256, (6, *shape), dtype=torch.uint8)
+
+    def plain(x: torch.Tensor) -> torch.Tensor:
+        h = x.permute(0, 3, 1, 2).contiguous() if channels_last_images else x
+        h = h.float() / 255
+        for conv in torso.convs:
+            h = torch.relu(conv(h))
+        return torch.relu(torso.hidden(h.flatten(1)))
+
+    features, expected = torso(images), plain(images)
+    with torch.no_grad():
+        acting = torso(images)
+    torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(acting, expected, rtol=1e-4, atol=1e-5)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((features * weights).sum(), list(torso.parameters()))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), list(torso.parameters()))
+    for grad, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,105 @@
+"""An A3C worker's loop on Atari, this checkout against another commit's, in one process, interleaved.
+
+    git archive REV a3c | tar -x -C /tmp/before && mv /tmp/before/a3c /tmp/before/a3c_base
+    grep -rl 'a3c' /tmp/before/a3c_base | xargs sed -i -E 's/(from|import) a3c(\\.| )/\\1 a3c_base\\2/g'
+    PYTHONPATH=/tmp/before:. python benchmarks/atari_loop_ab.py --blocks 16 --updates 10
+
+Each side is a worker as drivers/hogwild.py builds one (the global network in shared memory, its
+shared optimizer, a local network, 8 PongNoFrameskip-v4 games in ale-py's AtariVectorEnv, T=5,
+one torch thread) running ActorLearner.update. Both start from the same weights; the two take
+turns in blocks of `updates` updates, so whatever else the machine does falls on both alike.
+CPU time is this process's (the worker's thread and ale-py's), per agent step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import commit, machine, report  # noqa: E402
+
+ENV_ID = "PongNoFrameskip-v4"
+
+
+def worker(package: str, torso: str, weights: dict[str, torch.Tensor] | None) -> Any:
+    """An ActorLearner of `package` (a3c or a3c_base) on the atari preset, and its envs."""
+    def module(name: str) -> ModuleType:
+        return importlib.import_module(f"{package}.{name}")
+
+    model = module("api").A3C(ENV_ID, torso=torso, workers=1, seed=0, verbose=0)
+    if weights is not None:
+        model.policy.load_state_dict(weights)
+    config = model.config
+    assert config.n_envs == 8 and config.n_steps == 5 and config.vec_env == "ale", "the atari preset"
+    hogwild = module("drivers.hogwild")
+    backend = hogwild.HogwildBackend(0, config, model.policy, model.optimizer, hogwild.SharedCounters(1),
+                                     torch.zeros(1, dtype=torch.bool))
+    net = type(model.policy)(model.policy.spec)
+    envs = module("envs.make").make_training_envs(config, seed=0)
+    collector = module("core.rollout").RolloutCollector(envs, config.n_steps, seed=0)
+    learner = module("drivers.actor_learner").ActorLearner(0, config, net, collector, backend, time.time())
+    return model, learner, config.n_envs * config.n_steps
+
+
+def block(learner: Any, updates: int, steps: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per agent step of `updates` updates."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(updates):
+        learner.update()
+    return (time.perf_counter() - wall) / (updates * steps), (time.process_time() - cpu) / (updates * steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--torsos", nargs="+", default=["a3c-conv", "nature-conv"])
+    parser.add_argument("--blocks", type=int, default=16, help="blocks per side")
+    parser.add_argument("--updates", type=int, default=10, help="updates per block")
+    parser.add_argument("--warmup", type=int, default=10, help="updates per side before measuring")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as a worker runs
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = []
+    for torso in args.torsos:
+        new, new_learner, steps = worker("a3c", torso, None)
+        _, old_learner, _ = worker("a3c_base", torso, new.policy.state_dict())
+        learners = {"before": old_learner, "after": new_learner}
+        times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
+        for side in learners.values():
+            block(side, args.warmup, steps)
+        for i in range(args.blocks):
+            for side in (("before", "after") if i % 2 == 0 else ("after", "before")):
+                times[side].append(block(learners[side], args.updates, steps))
+        for learner in learners.values():
+            learner.collector.envs.close()
+        med = {side: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
+               for side, t in times.items()}
+        paired = statistics.median(b[1] / a[1] for a, b in zip(times["after"], times["before"], strict=True))
+        rows.append(f"| {torso} | {med['before'][1] * 1e6:,.0f} | {med['after'][1] * 1e6:,.0f} | "
+                    f"{paired:.2f}x | {med['before'][0] * 1e6:,.0f} | {med['after'][0] * 1e6:,.0f} | "
+                    f"{med['before'][0] / med['after'][0]:.2f}x |")
+        print(rows[-1], flush=True)
+    base = importlib.import_module("a3c_base").__file__
+    lines = [
+        f"Worker loop on {ENV_ID}, before ({base}) / after (this checkout, {commit()}), "
+        f"{args.blocks} blocks of {args.updates} updates per side, interleaved; {started}",
+        f"machine: {machine()}", "",
+        "| torso | CPU us per agent step, before | after | speed-up (median of paired blocks) | "
+        "wall us, before | after | wall speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+    report(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
