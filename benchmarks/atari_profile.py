@@ -1,6 +1,6 @@
 """Where an A3C worker's agent step goes on Atari, next to the emulator alone and the references.
 
-    /work/bg/measure python benchmarks/atari_profile.py --out benchmarks/results/atari_profile.md
+    python benchmarks/atari_profile.py --out benchmarks/results/atari_profile.md
 
 All in one run, so that the ratios hold on a machine whose speed changes from day to day:
 
@@ -445,7 +445,7 @@ def main() -> None:
         """a's rate over b's: in wall time (this run), and from the CPU time a step costs."""
         return f"{a[0] / b[0]:.2f}x | {b[1] / a[1]:.2f}x"
 
-    command = "/work/bg/measure python benchmarks/atari_profile.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/atari_profile.py " + " ".join(sys.argv[1:])
     lines = [
         f"# Where an A3C worker's agent step goes on Atari ({ENV_ID})",
         "",

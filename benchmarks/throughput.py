@@ -1,7 +1,7 @@
 """Agent steps per second of A3C learning; with --references, beside the env alone and SB3's A2C.
 
     python benchmarks/throughput.py --workers 1 2 --repeats 3 --seconds 15
-    /work/bg/measure python benchmarks/throughput.py --env PongNoFrameskip-v4 --workers 2 \\
+    python benchmarks/throughput.py --env PongNoFrameskip-v4 --workers 2 \\
         --references --repeats 3 --seconds 25 --out benchmarks/results/throughput-PongNoFrameskip-v4.md
 
 Without --references: the rate of `a3c train` for each number of workers, from the update log
@@ -21,6 +21,7 @@ the run), and the two ratios the issue sets goals for.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -83,7 +84,11 @@ def with_references(args: argparse.Namespace) -> list[str]:
         print(repeat, {k: v[-1] for k, v in runs.items()}, flush=True)
     rate = {k: median([r for r, _ in v]) for k, v in runs.items()}
     cpu = {k: median([c for _, c in v]) for k, v in runs.items()}
-    command = "/work/bg/measure python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    if args.out:  # the figures, for benchmarks/readme_table.py
+        args.out.with_suffix(".json").write_text(json.dumps(
+            {"command": command, "date": started, "commit": commit(), "machine": machine(),
+             "a3c": rate["a3c"], "env_only": rate["env"], "sb3": rate["sb3"]}, indent=2) + "\n")
     return [
         f"# Throughput on {args.env}: A3C learning beside the env alone and Stable-Baselines3 A2C",
         "",
@@ -95,7 +100,7 @@ def with_references(args: argparse.Namespace) -> list[str]:
         f"Medians of {args.repeats} repeats, the three measured in turn in each. One agent step is one "
         "env step of one game (4 emulator frames).",
         "",
-        "| ratio (wall time, this run) | value | goal (issue 16) |",
+        "| ratio (wall time, this run) | value | goal |",
         "|---|---:|---:|",
         f"| A3C learning / env only | {rate['a3c'] / rate['env']:.2f}x | 0.6x |",
         f"| A3C / Stable-Baselines3 A2C | {rate['a3c'] / rate['sb3']:.2f}x | 4x |",
