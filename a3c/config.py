@@ -191,6 +191,10 @@ class Config:
         default=())
     head_activation: str = _opt(f"activation of policy_sizes and value_sizes layers: "
                                 f"{', '.join(ACTIVATIONS)}", default="tanh")
+    ortho_init: bool = _opt(
+        "orthogonal initial weights with OpenAI Baselines' gains: sqrt(2) in the torso and hidden "
+        "layers, 0.01 for the policy head, 1 for the value head, biases 0 (else PyTorch's default "
+        "init; a torso of your own keeps its own either way)", default=True)
     core: str = _opt("between torso and heads: none (feed-forward) or lstm (the A3C LSTM agent)",
                      choices=CORES, default="none")
     core_size: int = _opt("LSTM cells", default=256)

@@ -494,6 +494,16 @@ class ActorCritic(nn.Module):
         if np.isfinite(values).all():
             self.normalizer.update(torch.from_numpy(values))
 
+    def torch_default_init(self) -> None:
+        """Every built-in layer as PyTorch initialises it (ortho_init false, as Stable-Baselines3's
+        ortho_init=False); a user's torso keeps its own. The constructors give the orthogonal init."""
+        users = [t for t in (self.torso, self.value_torso) if isinstance(t, UserTorso)]
+        user = {id(m) for t in users for m in t.modules()}
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear | nn.Conv2d | nn.LSTMCell) and id(module) not in user:
+                    module.reset_parameters()
+
     def share_statistics(self, other: ActorCritic) -> None:
         """Use other's observation statistics (in shared memory) instead of our own copy."""
         if self.normalizer is not None and other.normalizer is not None:
