@@ -201,6 +201,10 @@ class Config:
     obs_norm: bool = _opt(
         "normalise vector observations by running mean and variance (shared by the workers, "
         "saved in the checkpoint)", default=False)
+    reward_norm: bool = _opt(
+        "divide rewards in the loss by a running estimate of the discounted return's standard "
+        "deviation, clipped to +-10 (VecNormalize's norm_reward; shared by the workers, saved in the "
+        "checkpoint; episode logs and evaluations keep the real rewards)", default=False)
     use_sde: bool = _opt(
         "continuous actions: state-dependent exploration (gSDE), noise that is a function of the "
         "state, drawn once per rollout, instead of independent noise at every step", default=False)
