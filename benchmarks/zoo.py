@@ -2,6 +2,7 @@
 
     python benchmarks/zoo.py --out benchmarks/results/zoo                    # every env we support
     python benchmarks/zoo.py --envs LunarLander-v3 --seeds 5 --out ...       # one row
+    python benchmarks/zoo.py --envs LunarLander-v3 --first-seed 100 --total-steps 1000000 --out ...
     python benchmarks/zoo.py --sb3 CartPole-v1 LunarLander-v3 --out ...      # and the reference
 
 Each run is the plain default command a user would type, with the zoo's budget and a seed:
@@ -29,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -182,13 +183,14 @@ def sb3_run(name: str, seed: int, run_dir: Path) -> None:
                     len(returns)])
 
 
-def summary(runs: list[Run], names: list[str]) -> list[str]:
+def summary(runs: list[Run], names: list[str], budget: int | None = None) -> list[str]:
     lines = ["| env | zoo's A2C (its id, budget) | seeds | median final eval [95% CI] | IQM [95% CI] "
              "| seeds at or above the zoo | wall time per run (median) | Stable-Baselines3 A2C: "
              "final eval (median), wall time, our time / its |", "|" + "---|" * 8]
     for name in names:
         row = BY_NAME[name]
         ours = [r for r in runs if r.name == name and r.algo == "a3c"]
+        steps = f"; ours {budget:,} steps" if budget is not None and budget != row.budget else ""
         if not ours:
             continue
         scores = [r.final_eval for r in ours]
@@ -202,7 +204,7 @@ def summary(runs: list[Run], names: list[str]) -> list[str]:
             reference = (f"{median([r.final_eval for r in sb3]):.1f} ({len(sb3)} seeds), {sb3_wall:.0f} s, "
                          f"**{wall / sb3_wall:.2f}x**")
         lines.append(
-            f"| {name} | {row.zoo_score:g} ({row.zoo_id}, {row.budget:,}) | {len(scores)} "
+            f"| {name} | {row.zoo_score:g} ({row.zoo_id}, {row.budget:,}{steps}) | {len(scores)} "
             f"| {median(scores):.1f} [{med_ci[0]:.1f}, {med_ci[1]:.1f}] "
             f"| {iqm(scores):.1f} [{iqm_ci[0]:.1f}, {iqm_ci[1]:.1f}] | {reached}/{len(scores)} "
             f"| {wall:.0f} s | {reference} |")
@@ -218,14 +220,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per env (default: the row's)")
     parser.add_argument("--sb3", nargs="*", default=[], choices=list(BY_NAME),
                         help="envs on which Stable-Baselines3's A2C runs too (the zoo's values)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed, first-seed + 1, ... (seeds apart from those tuned on)")
+    parser.add_argument("--total-steps", type=int, default=None,
+                        help="every env's budget (default: the zoo's, each row's own)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("extra", nargs="*", help="options after -- go to every a3c train")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs: list[Run] = []
     for name in args.envs:
-        row = BY_NAME[name]
-        for seed in range(args.seeds or row.seeds):
+        row = BY_NAME[name] if args.total_steps is None else replace(BY_NAME[name], budget=args.total_steps)
+        for seed in range(args.first_seed, args.first_seed + (args.seeds or row.seeds)):
             runs.append(run_ours(row, seed, args.out, args.extra))
             last = runs[-1]
             print(f"{name} seed {seed}: final eval {last.final_eval:.1f} in {last.wall_seconds:.0f} s",
@@ -237,7 +243,7 @@ def main() -> None:
     lines = [f"# Our defaults against rl-baselines3-zoo's A2C, {time.strftime('%Y-%m-%d')}", "",
              f"- command: `python benchmarks/zoo.py {' '.join(sys.argv[1:])}`",
              f"- commit: {_commit()}; machine: {machine()}", "",
-             *summary(runs, args.envs)]
+             *summary(runs, args.envs, args.total_steps)]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n")
     print("\n".join(lines))
