@@ -47,7 +47,7 @@ RESUME_OPTIONS = (
 NETWORK_OPTIONS = (
     "hidden_sizes", "activation", "shared_torso", "torso", "torso_kwargs", "conv_hidden", "conv_activation",
     "core", "core_size", "policy_sizes", "value_sizes", "head_activation", "obs_norm", "use_sde",
-    "log_std_init",
+    "log_std_init", "reward_norm",
 )
 
 
@@ -164,7 +164,10 @@ class ActorCriticAlgorithm:
                                        **{name: getattr(config, name) for name in NETWORK_OPTIONS})
         torch.manual_seed(self.config.seed)
         # A torso the config names was named by the caller, or allowed by trust_code on loading.
-        self.policy = self._place(ActorCritic(spec, trust_code=True))
+        network = ActorCritic(spec, trust_code=True)
+        if not config.ortho_init:
+            network.torch_default_init()
+        self.policy = self._place(network)
         self.optimizer = make_optimizer(self.config, self.policy.parameters(), shared=self._shared())
         self.verbose = verbose
         self.num_steps = 0

@@ -191,12 +191,20 @@ class Config:
         default=())
     head_activation: str = _opt(f"activation of policy_sizes and value_sizes layers: "
                                 f"{', '.join(ACTIVATIONS)}", default="tanh")
+    ortho_init: bool = _opt(
+        "orthogonal initial weights with OpenAI Baselines' gains: sqrt(2) in the torso and hidden "
+        "layers, 0.01 for the policy head, 1 for the value head, biases 0 (else PyTorch's default "
+        "init; a torso of your own keeps its own either way)", default=True)
     core: str = _opt("between torso and heads: none (feed-forward) or lstm (the A3C LSTM agent)",
                      choices=CORES, default="none")
     core_size: int = _opt("LSTM cells", default=256)
     obs_norm: bool = _opt(
         "normalise vector observations by running mean and variance (shared by the workers, "
         "saved in the checkpoint)", default=False)
+    reward_norm: bool = _opt(
+        "divide rewards in the loss by a running estimate of the discounted return's standard "
+        "deviation, clipped to +-10 (VecNormalize's norm_reward; shared by the workers, saved in the "
+        "checkpoint; episode logs and evaluations keep the real rewards)", default=False)
     use_sde: bool = _opt(
         "continuous actions: state-dependent exploration (gSDE), noise that is a function of the "
         "state, drawn once per rollout, instead of independent noise at every step", default=False)

@@ -2,11 +2,13 @@
 
     python benchmarks/zoo.py --out benchmarks/results/zoo                    # every env we support
     python benchmarks/zoo.py --envs LunarLander-v3 --seeds 5 --out ...       # one row
+    python benchmarks/zoo.py --envs LunarLander-v3 --first-seed 100 --total-steps 1000000 --out ...
     python benchmarks/zoo.py --sb3 CartPole-v1 LunarLander-v3 --out ...      # and the reference
 
 Each run is the plain default command a user would type, with the zoo's budget and a seed:
 `a3c train ENV --seed S --total-steps BUDGET --target-return none --final-eval-episodes 20`, then a
-greedy evaluation of 20 whole episodes (the trainer's own final evaluation). Runs go one after
+greedy evaluation of 20 whole episodes (the trainer's own final evaluation); with --stop-at-target
+the env's reward threshold stops it, as `a3c train ENV --seed S` alone does. Runs go one after
 another, each alone on the machine's cores. A run whose directory already holds its final
 evaluation is not run again, so the benchmark can be stopped and started again.
 
@@ -29,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,14 +89,18 @@ class Run:
     steps: int
 
 
-def run_ours(row: Row, seed: int, out: Path, extra: list[str]) -> Run:
+def run_ours(row: Row, seed: int, out: Path, extra: list[str], stop_at_target: bool = False) -> Run:
+    """stop_at_target: the env's registered reward threshold stops the run, as in the plain default
+    command (the trainer stops only if a 20-episode final evaluation holds it)."""
     run_dir = out / "runs" / row.name / f"a3c-seed{seed}"
-    done = _read_result("a3c", row, seed, run_dir)
+    finished = (run_dir / "zoo.json").is_file()  # written once a run's final evaluation is in
+    done = _read_result("a3c", row, seed, run_dir, early=True) if finished else None
     if done is not None:
         return done
     shutil.rmtree(run_dir, ignore_errors=True)
+    target = [] if stop_at_target else ["--target-return", "none"]
     cmd = [sys.executable, "-m", "a3c.cli", "train", row.env_id, "--seed", str(seed),
-           "--total-steps", str(row.budget), "--target-return", "none",
+           "--total-steps", str(row.budget), *target,
            "--final-eval-episodes", str(FINAL_EVAL_EPISODES), "--quiet", "--run-dir", str(run_dir), *extra]
     if row.env_kwargs:
         cmd += ["--env-kwargs", json.dumps(row.env_kwargs)]
@@ -102,21 +108,22 @@ def run_ours(row: Row, seed: int, out: Path, extra: list[str]) -> Run:
     started = time.time()
     with open(run_dir.parent / f"a3c-seed{seed}.log", "w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
-    result = _read_result("a3c", row, seed, run_dir)
+    result = _read_result("a3c", row, seed, run_dir, stop_at_target)
     assert result is not None, f"{run_dir}: no final evaluation"
     (run_dir / "zoo.json").write_text(json.dumps({**asdict(result), "command": cmd,
                                                   "launched": started}) + "\n")
     return result
 
 
-def _read_result(algo: str, row: Row, seed: int, run_dir: Path) -> Run | None:
-    """The final evaluation and wall time a finished run left in its directory, or None."""
+def _read_result(algo: str, row: Row, seed: int, run_dir: Path, early: bool = False) -> Run | None:
+    """The final evaluation and wall time a finished run left in its directory, or None; early: a
+    run that stopped at its target before the budget counts as finished."""
     path = run_dir / "evaluations.csv"
     if not path.is_file():
         return None
     with open(path, newline="") as f:
         finals = [r for r in csv.DictReader(f) if int(r["episodes"]) == FINAL_EVAL_EPISODES]
-    if not finals or int(finals[-1]["global_step"]) < row.budget:
+    if not finals or (int(finals[-1]["global_step"]) < row.budget and not early):
         return None
     last = finals[-1]
     wall = float(last["wall_time"])  # Stable-Baselines3's runs write their training time here
@@ -182,13 +189,14 @@ def sb3_run(name: str, seed: int, run_dir: Path) -> None:
                     len(returns)])
 
 
-def summary(runs: list[Run], names: list[str]) -> list[str]:
+def summary(runs: list[Run], names: list[str], budget: int | None = None) -> list[str]:
     lines = ["| env | zoo's A2C (its id, budget) | seeds | median final eval [95% CI] | IQM [95% CI] "
              "| seeds at or above the zoo | wall time per run (median) | Stable-Baselines3 A2C: "
              "final eval (median), wall time, our time / its |", "|" + "---|" * 8]
     for name in names:
         row = BY_NAME[name]
         ours = [r for r in runs if r.name == name and r.algo == "a3c"]
+        steps = f"; ours {budget:,} steps" if budget is not None and budget != row.budget else ""
         if not ours:
             continue
         scores = [r.final_eval for r in ours]
@@ -202,7 +210,7 @@ def summary(runs: list[Run], names: list[str]) -> list[str]:
             reference = (f"{median([r.final_eval for r in sb3]):.1f} ({len(sb3)} seeds), {sb3_wall:.0f} s, "
                          f"**{wall / sb3_wall:.2f}x**")
         lines.append(
-            f"| {name} | {row.zoo_score:g} ({row.zoo_id}, {row.budget:,}) | {len(scores)} "
+            f"| {name} | {row.zoo_score:g} ({row.zoo_id}, {row.budget:,}{steps}) | {len(scores)} "
             f"| {median(scores):.1f} [{med_ci[0]:.1f}, {med_ci[1]:.1f}] "
             f"| {iqm(scores):.1f} [{iqm_ci[0]:.1f}, {iqm_ci[1]:.1f}] | {reached}/{len(scores)} "
             f"| {wall:.0f} s | {reference} |")
@@ -218,15 +226,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per env (default: the row's)")
     parser.add_argument("--sb3", nargs="*", default=[], choices=list(BY_NAME),
                         help="envs on which Stable-Baselines3's A2C runs too (the zoo's values)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed, first-seed + 1, ... (seeds apart from those tuned on)")
+    parser.add_argument("--total-steps", type=int, default=None,
+                        help="every env's budget (default: the zoo's, each row's own)")
+    parser.add_argument("--stop-at-target", action="store_true",
+                        help="stop a run at the env's reward threshold, as the plain default command does")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("extra", nargs="*", help="options after -- go to every a3c train")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs: list[Run] = []
     for name in args.envs:
-        row = BY_NAME[name]
-        for seed in range(args.seeds or row.seeds):
-            runs.append(run_ours(row, seed, args.out, args.extra))
+        row = BY_NAME[name] if args.total_steps is None else replace(BY_NAME[name], budget=args.total_steps)
+        for seed in range(args.first_seed, args.first_seed + (args.seeds or row.seeds)):
+            runs.append(run_ours(row, seed, args.out, args.extra, args.stop_at_target))
             last = runs[-1]
             print(f"{name} seed {seed}: final eval {last.final_eval:.1f} in {last.wall_seconds:.0f} s",
                   flush=True)
@@ -237,7 +251,7 @@ def main() -> None:
     lines = [f"# Our defaults against rl-baselines3-zoo's A2C, {time.strftime('%Y-%m-%d')}", "",
              f"- command: `python benchmarks/zoo.py {' '.join(sys.argv[1:])}`",
              f"- commit: {_commit()}; machine: {machine()}", "",
-             *summary(runs, args.envs)]
+             *summary(runs, args.envs, args.total_steps)]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n")
     print("\n".join(lines))

@@ -22,7 +22,8 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
 
     steps: the run's env steps before this update, read only for a scheduled entropy weight.
     """
-    rewards = rollout.rewards if config.reward_scale == 1.0 else rollout.rewards * config.reward_scale
+    rewards = net.scaled_rewards(rollout.rewards)  # divided by the return's std with reward_norm
+    rewards = rewards if config.reward_scale == 1.0 else rewards * config.reward_scale
     returns, advantages = returns_and_advantages(
         rewards, rollout.values, rollout.next_values,
         rollout.terminated, rollout.truncated, config.gamma, config.gae_lambda,

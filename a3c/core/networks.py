@@ -29,7 +29,7 @@ from a3c.core.heads import (
     MultiCategoricalHead,
     StateDependentNoiseHead,
 )
-from a3c.core.normalization import ObsNormalizer
+from a3c.core.normalization import ObsNormalizer, ReturnNormalizer
 from a3c.core.torsos import (
     CONV_LAYERS,
     MLP,
@@ -78,6 +78,7 @@ class NetworkSpec:
     value_sizes: tuple[int, ...] = ()  # layers between the core (or value torso) and the value head
     head_activation: str = "tanh"
     torso_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)  # a user's torso's
+    reward_norm: bool = False  # rewards scaled by the running std of the discounted return
 
     def __post_init__(self) -> None:
         """Fill obs_parts for a spec of formats 1 and 2, and check what a network is built from."""
@@ -329,6 +330,7 @@ class ActorCritic(nn.Module):
         self.spec = spec
         box_size = sum(p.size for p in spec.obs_parts if p.kind == "box")
         self.normalizer = ObsNormalizer(box_size) if spec.obs_norm and box_size else None
+        self.return_normalizer = ReturnNormalizer() if spec.reward_norm else None
         fast = _fast_vector(spec)
         normalize = None if self.normalizer is None or fast else self.normalizer.forward
         self.torso = make_torso(spec, normalize, trust_code)
@@ -494,8 +496,29 @@ class ActorCritic(nn.Module):
         if np.isfinite(values).all():
             self.normalizer.update(torch.from_numpy(values))
 
+    def scaled_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """The rewards the loss learns from: divided by the return's running std with reward_norm."""
+        return rewards if self.return_normalizer is None else self.return_normalizer.scale(rewards)
+
+    def normalizers(self) -> tuple[ObsNormalizer, ...]:
+        """The running statistics this network keeps (obs_norm's, reward_norm's), in that order:
+        what the Ray backend sends to the parameter server and back."""
+        return tuple(n for n in (self.normalizer, self.return_normalizer) if n is not None)
+
+    def torch_default_init(self) -> None:
+        """Every built-in layer as PyTorch initialises it (ortho_init false, as Stable-Baselines3's
+        ortho_init=False); a user's torso keeps its own. The constructors give the orthogonal init."""
+        users = [t for t in (self.torso, self.value_torso) if isinstance(t, UserTorso)]
+        user = {id(m) for t in users for m in t.modules()}
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear | nn.Conv2d | nn.LSTMCell) and id(module) not in user:
+                    module.reset_parameters()
+
     def share_statistics(self, other: ActorCritic) -> None:
-        """Use other's observation statistics (in shared memory) instead of our own copy."""
-        if self.normalizer is not None and other.normalizer is not None:
-            for name in ("mean", "var", "count"):
-                setattr(self.normalizer, name, getattr(other.normalizer, name))
+        """Use other's running statistics (in shared memory) instead of our own copy."""
+        for mine, theirs in ((self.normalizer, other.normalizer),
+                             (self.return_normalizer, other.return_normalizer)):
+            if mine is not None and theirs is not None:
+                for name in ("mean", "var", "count"):
+                    setattr(mine, name, getattr(theirs, name))

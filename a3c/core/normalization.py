@@ -1,7 +1,9 @@
-"""Running mean and variance of observations, shared by every learner of a run."""
+"""Running mean and variance of observations, and of discounted returns for reward normalisation,
+shared by every learner of a run."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -67,3 +69,49 @@ class ObsNormalizer(nn.Module):
         recent = self.recent
         self.recent = (0.0, torch.zeros_like(self.mean), torch.zeros_like(self.var))
         return recent if recent is not None else self.recent
+
+
+def running_returns(start: np.ndarray, rewards: np.ndarray, dones: np.ndarray, gamma: float
+                    ) -> np.ndarray:
+    """ret_t = gamma * ret_{t-1} + r_t per env over [T, N] rewards, from `start` [N], the running
+    return before step 0; after a step where an episode ended (dones[t]) the next starts from 0.
+
+    What reward normalisation measures the spread of (OpenAI Baselines' and Stable-Baselines3's
+    VecNormalize): the return discounted back from now, the one thing a reward's scale sets.
+    """
+    out = np.empty(rewards.shape, dtype=np.float64)
+    ret = start.astype(np.float64)
+    for t in range(len(rewards)):
+        ret = ret * gamma + rewards[t]
+        out[t] = ret
+        ret = np.where(dones[t], 0.0, ret)
+    return out
+
+
+class ReturnNormalizer(ObsNormalizer):
+    """Rewards divided by the running standard deviation of the discounted return (reward_norm).
+
+    The moments are kept as the observation statistics are, and shared, saved and sent to the Ray
+    parameter server the same way; each env's running return is its learner's (the rollout
+    collector's), as the env is.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def scale(self, rewards: np.ndarray) -> np.ndarray:
+        """rewards / sqrt(var + 1e-8), clipped to [-clip, clip]; the mean is left in, as a reward's
+        sign matters."""
+        std = float(torch.sqrt(self.var[0] + 1e-8))
+        return np.clip(rewards / std, -self.clip, self.clip).astype(np.float32)
+
+    def observe(self, start: np.ndarray, rewards: np.ndarray, dones: np.ndarray, gamma: float
+                ) -> np.ndarray:
+        """Merge the running returns through a rollout's [T, N] rewards into the moments; return each
+        env's running return after it. A rollout with NaN or inf rewards is left out, and the
+        returns start again from 0."""
+        returns = running_returns(start, rewards, dones, gamma)
+        if not np.isfinite(returns).all():
+            return np.zeros(rewards.shape[1:])
+        self.update(torch.from_numpy(returns.reshape(-1, 1)))
+        return np.where(dones[-1], 0.0, returns[-1])

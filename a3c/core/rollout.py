@@ -95,6 +95,7 @@ class RolloutCollector:
         self.obs = self._observation(envs.reset(seed=seed)[0])
         self.to_env = action_converter(envs.single_action_space)  # None: the network's actions are the env's
         self.state: State = None
+        self.running_returns: np.ndarray | None = None  # reward_norm: each env's discounted return so far
 
     def _observation(self, obs: object) -> Observations:
         return split_observation(obs, self.parts) if self.structured else obs
@@ -123,14 +124,20 @@ class RolloutCollector:
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
         return r
 
-    def update_statistics(self, net: ActorCritic) -> None:
-        """Merge the last rollout's observations into the network's running statistics.
+    def update_statistics(self, net: ActorCritic, gamma: float) -> None:
+        """Merge the last rollout's observations (and, with reward_norm, its returns discounted by
+        gamma) into the network's running statistics.
 
         Called once the gradient is computed, not at the end of the rollout: acting and learning
         then see the same statistics, so the values behind the advantages are the values the loss
         differentiates.
         """
         net.observe(self.rollout.obs)  # its Box parts, unless they hold NaN or inf
+        if net.return_normalizer is not None:
+            r = self.rollout
+            start = self.running_returns if self.running_returns is not None else np.zeros(r.rewards.shape[1])
+            self.running_returns = net.return_normalizer.observe(start, r.rewards, r.terminated | r.truncated,
+                                                                 gamma)
 
     def _step(self, t: int, actions: np.ndarray, values: np.ndarray, net: ActorCritic) -> None:
         """Record step t's observation, action and value, step the envs, record what came back."""

@@ -116,7 +116,7 @@ class A2CDriver(Driver):
         if self.net.device.type != "cpu" or sub_envs(self.envs) is None:
             return None  # sampling on a GPU, or envs in other processes: not exact, reseed on resume
         collector = self.learner.collector
-        return capture(self.envs, collector.obs, collector.state)
+        return capture(self.envs, collector.obs, collector.state, collector.running_returns)
 
     def kill(self) -> None:
         """End the async envs' processes at once (a second Ctrl-C): none outlives the run."""

@@ -157,7 +157,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
         env = make_training_envs(config, seed)
         collector = RolloutCollector(env, config.n_steps, seed=seed)
         net = global_net.replica()
-        net.share_statistics(global_net)  # observation normalisation, if on: one shared copy
+        net.share_statistics(global_net)  # obs_norm and reward_norm statistics, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop_flag)
         learner = ActorLearner(rank, config, net, collector, backend, start_time)
         learner.run(outbox.put)

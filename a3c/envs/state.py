@@ -44,12 +44,14 @@ TENSOR_PREFIX = "resume/"
 
 @dataclass
 class LearnerState:
-    """A learner's RNG, envs, next observations and network state, as a checkpoint captured them."""
+    """A learner's RNG, envs, next observations, network state and (reward_norm) running returns,
+    as a checkpoint captured them."""
 
     envs: list[dict[str, Any]]  # one per env
     torch_rng: torch.Tensor
     obs: np.ndarray
     core_state: tuple[torch.Tensor, torch.Tensor] | None = None
+    running_returns: np.ndarray | None = None
 
     @classmethod
     def read(cls, meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]) -> LearnerState | None:
@@ -57,9 +59,11 @@ class LearnerState:
         if meta is None or meta.get("envs") is None:
             return None
         h, c = tensors.get(TENSOR_PREFIX + "core_h"), tensors.get(TENSOR_PREFIX + "core_c")
+        returns = tensors.get(TENSOR_PREFIX + "running_returns")
         return cls(envs=meta["envs"], torch_rng=tensors[TENSOR_PREFIX + "torch_rng"],
                    obs=tensors[TENSOR_PREFIX + "obs"].numpy(),
-                   core_state=(h, c) if h is not None and c is not None else None)
+                   core_state=(h, c) if h is not None and c is not None else None,
+                   running_returns=None if returns is None else returns.numpy().copy())
 
 
 # --- capture ------------------------------------------------------------------------------------
@@ -121,7 +125,8 @@ def capture_env(env: gym.Env) -> dict[str, Any] | None:
     }
 
 
-def capture(envs: Any, obs: np.ndarray, core_state: Any = None) -> tuple[dict, dict[str, torch.Tensor]]:
+def capture(envs: Any, obs: np.ndarray, core_state: Any = None, running_returns: np.ndarray | None = None
+            ) -> tuple[dict, dict[str, torch.Tensor]]:
     """A learner's state for a checkpoint: (JSON metadata, tensors); envs only if all of it is read."""
     inner = sub_envs(envs)
     states = None if inner is None else [capture_env(e) for e in inner]
@@ -132,6 +137,8 @@ def capture(envs: Any, obs: np.ndarray, core_state: Any = None) -> tuple[dict, d
     if core_state is not None:
         tensors[TENSOR_PREFIX + "core_h"] = core_state[0].detach().cpu().clone().contiguous()
         tensors[TENSOR_PREFIX + "core_c"] = core_state[1].detach().cpu().clone().contiguous()
+    if running_returns is not None:
+        tensors[TENSOR_PREFIX + "running_returns"] = torch.from_numpy(np.array(running_returns, np.float64))
     return {"version": FORMAT_VERSION, "envs": states}, tensors
 
 
@@ -154,6 +161,10 @@ def validate(meta: Any, tensors: dict[str, torch.Tensor]) -> None:
     obs = tensors.get(TENSOR_PREFIX + "obs")
     if obs is None or obs.dim() < 1 or obs.shape[0] != len(envs):
         raise CheckpointError("resume section: observations missing or not one per env")
+    returns = tensors.get(TENSOR_PREFIX + "running_returns")
+    if returns is not None and (returns.dtype != torch.float64 or returns.shape != (len(envs),)
+                                or not torch.isfinite(returns).all()):
+        raise CheckpointError("resume section: running returns malformed, or not one finite number per env")
 
 
 def _check_env_state(i: int, env: Any) -> None:
@@ -224,6 +235,8 @@ def _restore(envs: Any, saved: LearnerState, collector: Any) -> None:
     collector.obs = saved.obs.astype(collector.obs.dtype, copy=True)
     if saved.core_state is not None:
         collector.state = saved.core_state
+    if saved.running_returns is not None:
+        collector.running_returns = saved.running_returns.copy()
     try:
         torch.set_rng_state(saved.torch_rng)
     except RuntimeError as exc:

@@ -28,8 +28,10 @@ def rows(path):
 def test_a2c_resumed_after_a_crash_goes_on_bit_for_bit(tmp_path):
     # An uninterrupted run of 2K updates checkpoints at update K on its way. A run that crashed
     # right after that checkpoint (its directory holds only it) resumes and must end identical:
-    # parameters, optimizer moments, observation statistics, learning-rate schedule position.
-    options = dict(FAST, seed=7, lr_schedule="linear", obs_norm=True, checkpoint_interval=K * BATCH)
+    # parameters, optimizer moments, observation and return statistics, each env's running return,
+    # learning-rate schedule position.
+    options = dict(FAST, seed=7, lr_schedule="linear", obs_norm=True, reward_norm=True,
+                   checkpoint_interval=K * BATCH)
     full = A2C("CartPole-v1", verbose=0, **options).learn(total_steps=2 * K * BATCH,
                                                           run_dir=tmp_path / "full")
     crashed = tmp_path / "crashed" / "checkpoints"
@@ -41,7 +43,7 @@ def test_a2c_resumed_after_a_crash_goes_on_bit_for_bit(tmp_path):
     resumed.learn()  # on to the crashed run's own 2K updates
     assert resumed.num_updates == full.num_updates == 2 * K
     _assert_identical(_state(full), _state(resumed))
-    assert resumed.policy.normalizer is not None  # the statistics were part of what was compared
+    assert resumed.policy.normalizer is not None and resumed.policy.return_normalizer is not None  # compared
     [event] = rows(tmp_path / "crashed" / "events.csv")
     assert event["event"] == "resumed" and "envs restored exactly" in event["detail"]
 

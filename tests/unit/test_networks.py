@@ -232,3 +232,46 @@ def test_the_conv_torsos_learning_pass_in_channels_last_memory_gives_the_plain_c
     expected_grads = torch.autograd.grad((expected * weights).sum(), list(torso.parameters()))
     for grad, want in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-5)
+
+
+def _orthogonal_with_gain(weight: torch.Tensor, gain: float) -> bool:
+    """W W^T = gain^2 I (rows orthogonal) for a wide matrix, W^T W = gain^2 I for a tall one."""
+    w = weight.detach().flatten(1)
+    gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+    return torch.allclose(gram, gain**2 * torch.eye(len(gram)), atol=1e-5 * max(1.0, gain**2))
+
+
+def test_initial_weights_are_orthogonal_with_baselines_gains_and_zero_biases():
+    net = make_net(DISCRETE, shared=False, hidden=(16, 8))  # tall 16x4, wide 8x16, heads 3x8 and 1x8
+    for torso in (net.torso, net.value_torso):
+        for layer in torso.layers:
+            assert _orthogonal_with_gain(layer.weight, 2**0.5)
+            assert not layer.bias.any()
+    assert _orthogonal_with_gain(net.policy.linear.weight, 0.01) and not net.policy.linear.bias.any()
+    assert _orthogonal_with_gain(net.value_head.weight, 1.0) and not net.value_head.bias.any()
+    gaussian = make_net(BOX, hidden=(6,)).policy
+    assert _orthogonal_with_gain(gaussian.mean.weight, 0.01)
+    assert _orthogonal_with_gain(gaussian.variance.weight, 0.01)
+
+
+def test_torch_default_init_gives_every_layer_pytorchs_uniform_init_instead():
+    net = make_net(DISCRETE, shared=False, hidden=(16, 8))
+    net.torch_default_init()
+    layers = [*net.torso.layers, *net.value_torso.layers, net.policy.linear, net.value_head]
+    for layer in layers:
+        bound = layer.weight.shape[1] ** -0.5  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), ...)
+        assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+        assert layer.bias.any()
+    assert not _orthogonal_with_gain(net.policy.linear.weight, 0.01)
+    assert not _orthogonal_with_gain(net.torso.layers[1].weight, 2**0.5)
+    obs = torch.randn(5, 4)
+    assert net(obs)[0].shape == (5, 3)  # the forward's references to the weights still hold
+
+
+def test_config_ortho_init_false_trains_from_pytorchs_default_init():
+    from a3c.api import A3C
+
+    on = A3C("CartPole-v1", workers=1, verbose=0, hidden_sizes=(16, 16)).policy
+    off = A3C("CartPole-v1", workers=1, verbose=0, hidden_sizes=(16, 16), ortho_init=False).policy
+    assert _orthogonal_with_gain(on.policy.linear.weight, 0.01)
+    assert off.policy.linear.bias.any() and not _orthogonal_with_gain(off.policy.linear.weight, 0.01)

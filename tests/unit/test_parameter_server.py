@@ -233,11 +233,34 @@ def test_observation_moments_pushed_by_workers_make_the_global_statistics():
         for p in worker.parameters():
             p.grad = torch.zeros_like(p)
         count, mean, var = worker.normalizer.take_recent()
-        reply = ps.push(rank, [ps.version], [20], (count, mean.numpy(), var.numpy()),
+        reply = ps.push(rank, [ps.version], [20], ((count, mean.numpy(), var.numpy()),),
                         flat_gradients(worker))
     every = torch.cat(seen)
-    count, mean, var = reply.statistics  # sent with the new parameters
+    (count, mean, var), = reply.statistics  # sent with the new parameters
     assert count == pytest.approx(40 + 1e-4)
     np.testing.assert_allclose(mean, every.mean(0).numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(var, every.var(0, unbiased=False).numpy(), rtol=1e-3)
     assert "normalizer.mean" in ps.snapshot().model_state  # and in the driver's checkpoints
+
+
+def test_return_moments_go_with_the_observation_moments_to_the_server_and_back():
+    spec = NetworkSpec(obs_dim=3, action_kind="box", action_dim=1, hidden_sizes=(8, 8),
+                       shared_torso=False, obs_norm=True, reward_norm=True)
+    config = build_config("Pendulum-v1", hidden_sizes=(8, 8), reward_norm=True)
+    net = ActorCritic(spec)
+    opt = make_optimizer(config, net.parameters(), shared=True)
+    ps = ParameterServer(config, spec, net.state_dict(), optimizer_tensors(opt, net), put=Store())
+    worker = ActorCritic(spec)
+    for normalizer in worker.normalizers():
+        normalizer.take_recent()
+    worker.normalizer.update(torch.randn(20, 3))
+    returns = np.arange(20.0).reshape(10, 2)
+    worker.return_normalizer.observe(np.zeros(2), returns, np.zeros((10, 2), bool), 0.0)
+    for p in worker.parameters():
+        p.grad = torch.zeros_like(p)
+    observed = tuple((c, m.numpy(), v.numpy()) for c, m, v in (n.take_recent() for n in worker.normalizers()))
+    reply = ps.push(0, [ps.version], [20], observed, flat_gradients(worker))
+    _, (count, mean, var) = reply.statistics  # obs_norm's, then reward_norm's
+    assert count == pytest.approx(20 + 1e-4)
+    np.testing.assert_allclose(var, [returns.var()], rtol=1e-3)  # gamma 0: the returns are the rewards
+    assert "return_normalizer.var" in ps.snapshot().model_state  # and in the driver's checkpoints

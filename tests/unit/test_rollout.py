@@ -138,5 +138,5 @@ def test_acting_and_learning_see_the_same_observation_statistics():
             torch.from_numpy(rollout.resets()))
         np.testing.assert_allclose(values.detach().numpy(), rollout.values.flatten(), rtol=1e-5, atol=1e-6)
         count = float(net.normalizer.count)
-        collector.update_statistics(net)
+        collector.update_statistics(net, 0.99)
         assert float(net.normalizer.count) == count + 16  # and then the statistics move on

@@ -68,7 +68,7 @@ def newest_server(base: str, after: int = -1,
 
 
 class RayBackend(Backend):
-    """pull: load the newest parameters (and obs_norm statistics) the server's replies brought;
+    """pull: load the newest parameters (and obs_norm, reward_norm statistics) the server's replies brought;
     push: hold the flat gradient, and send what is held once a call is worth its cost.
 
     When the server is lost, the backend waits for the driver's new one, restored from its newest
@@ -77,7 +77,7 @@ class RayBackend(Backend):
     """
 
     def __init__(self, rank: int, config: Config, base: str, server: ray.actor.ActorHandle,
-                 joined: Joined, normalizer: ObsNormalizer | None = None):
+                 joined: Joined, normalizers: tuple[ObsNormalizer, ...] = ()):
         self.rank = rank
         self.config = config
         self.base = base  # the name of the run's servers, less the generation
@@ -91,9 +91,9 @@ class RayBackend(Backend):
         self.sent = list(joined.counts)  # (steps, updates) of this rank sent to the server, in all
         self.latest: Reply = joined.reply
         self.params = self.latest.params  # reference to the newest published parameters we know of
-        self.statistics = self.latest.statistics  # obs_norm's, as of those parameters
-        self.normalizer = normalizer  # the worker network's: what it observed goes with the gradients
-        if normalizer is not None:
+        self.statistics = self.latest.statistics  # obs_norm's and reward_norm's, as of those parameters
+        self.normalizers = normalizers  # the worker network's: what it saw goes with the gradients
+        for normalizer in normalizers:
             normalizer.take_recent()  # from now on
 
     def pull(self, net: ActorCritic) -> int:
@@ -116,9 +116,8 @@ class RayBackend(Backend):
         if self.latest.version != self.version:
             params = self.params
             load_flat_parameters(net, ray.get(params) if isinstance(params, ray.ObjectRef) else params)
-            if self.statistics is not None and net.normalizer is not None:
-                count, mean, var = self.statistics
-                net.normalizer.assign((count, torch.from_numpy(mean), torch.from_numpy(var)))
+            for normalizer, (count, mean, var) in zip(net.normalizers(), self.statistics or (), strict=False):
+                normalizer.assign((count, torch.from_numpy(mean), torch.from_numpy(var)))
             self.version = self.latest.version
         return self.version
 
@@ -166,9 +165,9 @@ class RayBackend(Backend):
             self.pending.popleft()
         grads, versions, steps = zip(*self.batch, strict=True)
         observed = None
-        if self.normalizer is not None:  # what this worker saw since it last sent, for the global stats
-            count, mean, var = self.normalizer.take_recent()
-            observed = (count, mean.numpy(), var.numpy())
+        if self.normalizers:  # what this worker saw since it last sent, for the global stats
+            observed = tuple((count, mean.numpy(), var.numpy())
+                             for count, mean, var in (n.take_recent() for n in self.normalizers))
         start = time.monotonic()
         self.pending.append(self.server.push.remote(self.rank, versions, steps, observed, *grads))
         sent = time.monotonic()
@@ -198,8 +197,8 @@ class RayBackend(Backend):
         self.sent = list(joined.counts)
         self.version = -1  # load the restored parameters at the next pull
         self.latest, self.params, self.statistics = joined.reply, joined.reply.params, joined.reply.statistics
-        if self.normalizer is not None:
-            self.normalizer.take_recent()  # what it saw since its last push went with the old server
+        for normalizer in self.normalizers:
+            normalizer.take_recent()  # what it saw since its last push went with the old server
 
 
 class WorkerActor:
@@ -220,7 +219,7 @@ class WorkerActor:
         self.env = make_training_envs(config, seed)
         self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
-        self.backend = RayBackend(rank, config, server_base, server, joined, self.net.normalizer)
+        self.backend = RayBackend(rank, config, server_base, server, joined, self.net.normalizers())
         self._last_report: ray.ObjectRef | None = None
 
     def run(self) -> int:

@@ -60,7 +60,7 @@ def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
                                       zip(source.split([p.numel() for p in params]), params, strict=True)])
 
 
-Statistics = tuple[float, np.ndarray, np.ndarray]  # an observation count, mean and variance
+Statistics = tuple[float, np.ndarray, np.ndarray]  # a count, mean and variance (of observations, of returns)
 
 
 class Reply(NamedTuple):
@@ -69,7 +69,8 @@ class Reply(NamedTuple):
     staleness: tuple[int, ...]  # per gradient: updates others applied between its pull and it
     version: int  # the version of `params`: the global update count it includes
     params: Any  # version's flat parameters: an array (small nets, or no Ray), an ObjectRef, or None
-    statistics: Statistics | None  # obs_norm's global statistics, sent with new parameters
+    statistics: tuple[Statistics, ...] | None  # the network's normalizers' (obs_norm's, reward_norm's),
+    # global, sent with new parameters
     steps: int  # env steps of all workers, earlier runs included
     stop: bool  # the run is over: finish the update in hand and return
 
@@ -206,17 +207,16 @@ class ParameterServer:
         return self._reply(rank, ())
 
     def push(self, rank: int, pulled_versions: Sequence[int], steps: Sequence[int],
-             observed: Statistics | None, *grads: np.ndarray) -> Reply:
+             observed: tuple[Statistics, ...] | None, *grads: np.ndarray) -> Reply:
         """theta <- theta - alpha * g (the optimizer's rule) for each of `rank`'s gradients, in order.
 
         B flat gradients of one worker (usually 1), each pulled at its version and counting its env
         steps. One argument each: Ray sends each small argument inline, where one [B, N] array past
-        100 KiB would go through the object store. `observed`: with obs_norm, the moments of the
-        observations the worker saw since its last push, merged into the global statistics.
+        100 KiB would go through the object store. `observed`: with obs_norm or reward_norm, for each
+        of the network's normalizers, the moments of what the worker saw since its last push (its
+        observations, its discounted returns), merged into the global statistics.
         """
-        normalizer = self.net.normalizer
-        if observed is not None and normalizer is not None:
-            count, mean, var = observed
+        for normalizer, (count, mean, var) in zip(self.net.normalizers(), observed or (), strict=False):
             normalizer.merge((count, torch.from_numpy(mean), torch.from_numpy(var)))
         own = self._own.setdefault(rank, deque())
         staleness = []
@@ -312,9 +312,9 @@ class ParameterServer:
             if self.inline:
                 params = self.flat.detach().numpy().copy()  # the reply is serialized after we return
         statistics = None
-        if params is not None and self.net.normalizer is not None:
-            n = self.net.normalizer
-            statistics = (float(n.count), n.mean.numpy().copy(), n.var.numpy().copy())
+        if params is not None and self.net.normalizers():
+            statistics = tuple((float(n.count), n.mean.numpy().copy(), n.var.numpy().copy())
+                               for n in self.net.normalizers())
         return Reply(staleness, version, params, statistics, self.steps, self.should_stop())
 
     def _publish(self, force: bool = False) -> None:
