@@ -12,17 +12,22 @@ from torch import Tensor, nn
 _LOG_2PI = math.log(2 * math.pi)
 
 
-class CategoricalHead(nn.Module):
-    """Discrete actions: logits, sampled without building a torch.distributions object."""
+class _LogitsHead(nn.Module):
+    """One linear layer from the features to the logits of a discrete action space, initialised
+    orthogonally with the small policy gain (0.01) so that the first policy is near uniform."""
 
-    def __init__(self, in_dim: int, n: int):
+    def __init__(self, in_dim: int, n_logits: int):
         super().__init__()
-        self.linear = nn.Linear(in_dim, n)
+        self.linear = nn.Linear(in_dim, n_logits)
         nn.init.orthogonal_(self.linear.weight, 0.01)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, h: Tensor) -> Tensor:
         return F.linear(h, self.linear.weight, self.linear.bias)
+
+
+class CategoricalHead(_LogitsHead):
+    """Discrete actions: logits, sampled without building a torch.distributions object."""
 
     @staticmethod
     def sample(logits: Tensor, deterministic: bool) -> Tensor:
@@ -39,19 +44,13 @@ class CategoricalHead(nn.Module):
         return logp, entropy
 
 
-class MultiCategoricalHead(nn.Module):
+class MultiCategoricalHead(_LogitsHead):
     """MultiDiscrete actions: one categorical per component, chosen independently; one linear layer
     gives every component's logits. log pi(a|s) and the entropy are the sums over components."""
 
     def __init__(self, in_dim: int, nvec: tuple[int, ...]):
-        super().__init__()
+        super().__init__(in_dim, sum(int(n) for n in nvec))
         self.nvec = [int(n) for n in nvec]
-        self.linear = nn.Linear(in_dim, sum(self.nvec))
-        nn.init.orthogonal_(self.linear.weight, 0.01)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return F.linear(h, self.linear.weight, self.linear.bias)
 
     def sample(self, logits: Tensor, deterministic: bool) -> Tensor:
         """Actions [B, components] (int64)."""
@@ -66,17 +65,8 @@ class MultiCategoricalHead(nn.Module):
         return logp, entropy
 
 
-class BernoulliHead(nn.Module):
+class BernoulliHead(_LogitsHead):
     """MultiBinary actions: one Bernoulli per bit, on a logit each; actions are 0.0 or 1.0."""
-
-    def __init__(self, in_dim: int, n: int):
-        super().__init__()
-        self.linear = nn.Linear(in_dim, n)
-        nn.init.orthogonal_(self.linear.weight, 0.01)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return F.linear(h, self.linear.weight, self.linear.bias)
 
     @staticmethod
     def sample(logits: Tensor, deterministic: bool) -> Tensor:

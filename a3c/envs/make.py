@@ -115,26 +115,25 @@ def _call_factory(env_id: str, factory: Callable[..., gym.Env], render_mode: str
                   kwargs: dict[str, Any]) -> gym.Env:
     if render_mode is not None:
         kwargs = {**kwargs, "render_mode": render_mode}
-    try:
-        env = factory(**kwargs)
-    except Exception as exc:
-        raise EnvFactoryError(f"the env function {env_id!r} raised {type(exc).__name__}: {exc}",
-                              traceback.format_exc()) from None
-    if not isinstance(env, gym.Env):
-        raise EnvError(f"env function {env_id!r} returned {type(env).__name__}, not a gymnasium.Env")
-    return env
+    return _user_env(f"env function {env_id!r}", factory, **kwargs)
 
 
 def _wrap(env: gym.Env, reference: str) -> gym.Env:
     wrapper = resolve(reference, "env wrapper", True, EnvError)
+    return _user_env(f"env wrapper {reference!r}", wrapper, env)
+
+
+def _user_env(what: str, build: Callable[..., Any], *args: Any, **kwargs: Any) -> gym.Env:
+    """build(*args, **kwargs), a user's env function or wrapper: what it raises as an EnvFactoryError
+    with its traceback (shown once, not once per worker), and anything but an env refused."""
     try:
-        wrapped = wrapper(env)
+        env = build(*args, **kwargs)
     except Exception as exc:
-        raise EnvFactoryError(f"the env wrapper {reference!r} raised {type(exc).__name__}: {exc}",
+        raise EnvFactoryError(f"the {what} raised {type(exc).__name__}: {exc}",
                               traceback.format_exc()) from None
-    if not isinstance(wrapped, gym.Env):
-        raise EnvError(f"env wrapper {reference!r} returned {type(wrapped).__name__}, not a gymnasium.Env")
-    return wrapped
+    if not isinstance(env, gym.Env):
+        raise EnvError(f"{what} returned {type(env).__name__}, not a gymnasium.Env")
+    return env
 
 
 def _find_spec(name: str, env_id: str) -> EnvSpec | None:
