@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+FINAL_EVAL_SEED = 1_000_000  # the seed of the trainer's own final evaluation's first episode
+
 
 def machine() -> str:
     cpu = "unknown CPU"
@@ -97,6 +99,37 @@ def steady_rate(run_dir: Path, warmup: float = 2.0) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def sb3_greedy_returns(model, env_id: str, episodes: int, env_kwargs: dict | None = None,
+                       obs_transform: Callable | None = None) -> list[float]:
+    """A Stable-Baselines3 model's greedy returns over whole episodes of the raw env, seeded as the
+    trainer's own final evaluation is (1_000_000 + k), so that both sides meet the same episodes."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, **(env_kwargs or {}))
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=FINAL_EVAL_SEED + k)
+        total, done = 0.0, False
+        while not done:
+            action, _ = model.predict(obs_transform(obs) if obs_transform else obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def write_evaluation(run_dir: Path, seconds: float, steps: int, returns: list[float]) -> None:
+    """One row of evaluations.csv, in the trainer's columns, so reports read both sides alike."""
+    with open(run_dir / "evaluations.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["wall_time", "global_step", "mean_return", "std_return", "episodes"])
+        w.writerow([f"{seconds:.3f}", steps, statistics.fmean(returns), statistics.pstdev(returns),
+                    len(returns)])
 
 
 def report(lines: list[str], out: Path | None) -> None:

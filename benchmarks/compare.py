@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from common import sb3_greedy_returns, write_evaluation
 
 from a3c.config import usable_cores
 from a3c.envs.make import reward_threshold
@@ -46,7 +47,6 @@ from a3c.run.plotting import read_episodes, smooth
 ALGOS = ("a3c", "a2c", "sb3-a2c")
 LABELS = {"a3c": "A3C (this project)", "a2c": "A2C (this project)", "sb3-a2c": "Stable-Baselines3 A2C"}
 FINAL_EVAL_EPISODES = 20
-FINAL_EVAL_SEED = 1_000_000  # the seed of the trainer's own final evaluation's first episode
 WINDOW = 20  # episodes in the training return
 
 
@@ -157,7 +157,6 @@ def run_one(algo: str, env_id: str, seed: int, steps: int, n_envs: int, workers:
 # --- Stable-Baselines3, logging into the same files as our runs ----------------------------------
 
 def sb3_run(env_id: str, seed: int, steps: int, n_envs: int, run_dir: Path) -> None:
-    import gymnasium as gym
     import torch
     from stable_baselines3 import A2C
     from stable_baselines3.common.callbacks import BaseCallback
@@ -194,23 +193,8 @@ def sb3_run(env_id: str, seed: int, steps: int, n_envs: int, run_dir: Path) -> N
         w = csv.writer(f)
         w.writerow(UPDATE_COLUMNS)
         w.writerow([f"{seconds:.3f}", model.num_timesteps, 0, updates, "", "", "", "", 0.0, 0])
-    env = gym.make(env_id)
-    returns = []
-    for k in range(FINAL_EVAL_EPISODES):
-        obs, _ = env.reset(seed=FINAL_EVAL_SEED + k)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            discrete = isinstance(env.action_space, gym.spaces.Discrete)
-            obs, reward, terminated, truncated, _ = env.step(int(action) if discrete else action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    with open(run_dir / "evaluations.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["wall_time", "global_step", "mean_return", "std_return", "episodes"])
-        w.writerow([f"{time.time() - start:.3f}", model.num_timesteps, float(np.mean(returns)),
-                    float(np.std(returns)), len(returns)])
+    write_evaluation(run_dir, time.time() - start, model.num_timesteps,
+                     sb3_greedy_returns(model, env_id, FINAL_EVAL_EPISODES))
 
 
 # --- reporting ------------------------------------------------------------------------------------

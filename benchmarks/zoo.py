@@ -34,8 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-from common import machine
+from common import commit, machine, sb3_greedy_returns, write_evaluation
 
 from a3c.run.statistics import bootstrap_ci, iqm, median
 
@@ -150,7 +149,6 @@ def run_sb3(row: Row, seed: int, out: Path) -> Run:
 def sb3_run(name: str, seed: int, run_dir: Path) -> None:
     """Stable-Baselines3's A2C with the zoo's hyperparameters, one torch thread, on this run's budget;
     the final evaluation as ours: 20 greedy episodes of the raw env, seeds 1_000_000 + k."""
-    import gymnasium as gym
     import torch
     from stable_baselines3 import A2C
     from stable_baselines3.common.env_util import make_vec_env
@@ -170,23 +168,9 @@ def sb3_run(name: str, seed: int, run_dir: Path) -> None:
     started = time.time()
     model.learn(total_timesteps=row.budget)
     seconds = time.time() - started
-    env = gym.make(row.env_id, **row.env_kwargs)
-    returns = []
-    for k in range(FINAL_EVAL_EPISODES):
-        obs, _ = env.reset(seed=1_000_000 + k)
-        total, done = 0.0, False
-        while not done:
-            x = envs.normalize_obs(obs) if normalize else obs
-            action, _ = model.predict(x, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    with open(run_dir / "evaluations.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["wall_time", "global_step", "mean_return", "std_return", "episodes"])
-        w.writerow([f"{seconds:.3f}", model.num_timesteps, float(np.mean(returns)), float(np.std(returns)),
-                    len(returns)])
+    returns = sb3_greedy_returns(model, row.env_id, FINAL_EVAL_EPISODES, row.env_kwargs,
+                                 envs.normalize_obs if normalize else None)
+    write_evaluation(run_dir, seconds, model.num_timesteps, returns)
 
 
 def summary(runs: list[Run], names: list[str], budget: int | None = None) -> list[str]:
@@ -250,19 +234,11 @@ def main() -> None:
                       flush=True)
     lines = [f"# Our defaults against rl-baselines3-zoo's A2C, {time.strftime('%Y-%m-%d')}", "",
              f"- command: `python benchmarks/zoo.py {' '.join(sys.argv[1:])}`",
-             f"- commit: {_commit()}; machine: {machine()}", "",
+             f"- commit: {commit()}; machine: {machine()}", "",
              *summary(runs, args.envs, args.total_steps)]
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     (args.out / "runs.json").write_text(json.dumps([asdict(r) for r in runs], indent=1) + "\n")
     print("\n".join(lines))
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":
