@@ -249,14 +249,23 @@ class LSTMCore(nn.LSTMCell):
     """The A3C paper's LSTM agent: an LSTM cell between the torso and the heads.
 
     A subclass of nn.LSTMCell, so that its parameters keep the names ``core.weight_ih`` and so on.
+    The forget gate's bias starts at 1 (Gers et al. 2000; Jozefowicz et al. 2015; TensorFlow's
+    LSTM cells' forget_bias): the cell keeps what it holds until it learns to let it go, so a
+    memory the reward depends on survives long enough for the gradient to find it.
     """
 
     recurrent = True
 
     def __init__(self, in_dim: int, size: int):
         super().__init__(in_dim, size)
-        nn.init.zeros_(self.bias_ih)
-        nn.init.zeros_(self.bias_hh)
+        self.init_biases()
+
+    def init_biases(self) -> None:
+        with torch.no_grad():
+            self.bias_ih.zero_()
+            self.bias_hh.zero_()
+            self.bias_ih[self.hidden_size:2 * self.hidden_size] = 1.0  # gates i, f, g, o: f is the second
+
 
     def initial_state(self, batch: int, device: torch.device) -> State:
         """The state at the start of an episode: zeros."""
