@@ -4,6 +4,7 @@
     python benchmarks/zoo.py --envs LunarLander-v3 --seeds 5 --out ...       # one row
     python benchmarks/zoo.py --envs LunarLander-v3 --first-seed 100 --total-steps 1000000 --out ...
     python benchmarks/zoo.py --sb3 CartPole-v1 LunarLander-v3 --out ...      # and the reference
+    python benchmarks/zoo.py --sb3 LunarLander-v3 --sb3-seeds 2 --out ...    # the reference on 2 seeds
 
 Each run is the plain default command a user would type, with the zoo's budget and a seed:
 `a3c train ENV --seed S --total-steps BUDGET --target-return none --final-eval-episodes 20`, then a
@@ -210,6 +211,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per env (default: the row's)")
     parser.add_argument("--sb3", nargs="*", default=[], choices=list(BY_NAME),
                         help="envs on which Stable-Baselines3's A2C runs too (the zoo's values)")
+    parser.add_argument("--sb3-seeds", type=int, default=None,
+                        help="Stable-Baselines3 runs on the first N of the seeds (default: all)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds are first-seed, first-seed + 1, ... (seeds apart from those tuned on)")
     parser.add_argument("--total-steps", type=int, default=None,
@@ -228,7 +231,7 @@ def main() -> None:
             last = runs[-1]
             print(f"{name} seed {seed}: final eval {last.final_eval:.1f} in {last.wall_seconds:.0f} s",
                   flush=True)
-            if name in args.sb3:
+            if name in args.sb3 and (args.sb3_seeds is None or seed < args.first_seed + args.sb3_seeds):
                 runs.append(run_sb3(row, seed, args.out))
                 print(f"  Stable-Baselines3 A2C: {runs[-1].final_eval:.1f} in {runs[-1].wall_seconds:.0f} s",
                       flush=True)
