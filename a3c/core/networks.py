@@ -258,14 +258,10 @@ class LSTMCore(nn.LSTMCell):
 
     def __init__(self, in_dim: int, size: int):
         super().__init__(in_dim, size)
-        self.init_biases()
-
-    def init_biases(self) -> None:
         with torch.no_grad():
             self.bias_ih.zero_()
             self.bias_hh.zero_()
-            self.bias_ih[self.hidden_size:2 * self.hidden_size] = 1.0  # gates i, f, g, o: f is the second
-
+            self.bias_ih[size:2 * size] = 1.0  # the gates are stacked i, f, g, o: f is the second
 
     def initial_state(self, batch: int, device: torch.device) -> State:
         """The state at the start of an episode: zeros."""
