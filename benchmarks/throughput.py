@@ -30,8 +30,6 @@ from pathlib import Path
 
 from common import commit, machine, median, report, run_train, steady_rate
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def workers_sweep(args: argparse.Namespace) -> list[str]:
     rows = []

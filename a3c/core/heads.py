@@ -49,8 +49,9 @@ class MultiCategoricalHead(_LogitsHead):
     gives every component's logits. log pi(a|s) and the entropy are the sums over components."""
 
     def __init__(self, in_dim: int, nvec: tuple[int, ...]):
-        super().__init__(in_dim, sum(int(n) for n in nvec))
-        self.nvec = [int(n) for n in nvec]
+        sizes = [int(n) for n in nvec]
+        super().__init__(in_dim, sum(sizes))
+        self.nvec = sizes
 
     def sample(self, logits: Tensor, deterministic: bool) -> Tensor:
         """Actions [B, components] (int64)."""
