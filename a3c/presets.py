@@ -35,10 +35,13 @@ PRESETS: dict[str, Preset] = {
         "tried, where a shared torso with T=20 and entropy 0.01 did not; 4 envs per worker, stepped "
         "as one batch, cut the CPU cost per step (benchmarks/cpu_cost.py) and the time to 475 "
         "(benchmarks/results/time_to_solve-CartPole-v1-4envs-idle.md); lr 2e-3 was faster but "
-        "unstable late in a 200k-step run",
+        "unstable late in a 200k-step run. Observation normalisation as rl-baselines3-zoo's "
+        "a2c.yml has for Acrobot-v1 and MountainCar-v0 (normalize): MountainCar's velocity is a "
+        "hundredth of its position's scale, and with it MountainCar-v0 went from -200 to -113 at 1M "
+        "steps, CartPole and Acrobot unchanged (benchmarks/results/classic-obs-norm.md)",
         values=dict(
             n_envs=4, n_steps=10, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.001, value_coef=0.5,
-            max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False,
+            max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False, obs_norm=True,
             total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
         ),
     ),
