@@ -42,8 +42,8 @@ class ActorLearner:
         rollout = self.collector.collect(net)           # T steps with pi_{theta_w}
         # returns R, advantages A = R - V(s), the loss, its gradients d theta and d phi:
         stats = compute_gradients(net, rollout, self.config, backend.global_steps)
-        self.collector.update_statistics(net, self.config.gamma)  # obs_norm's, reward_norm's
-        if stats.finite:
+        if stats.finite:  # a skipped rollout leaves nothing behind, the running statistics included
+            self.collector.update_statistics(net, self.config.gamma)  # obs_norm's, reward_norm's
             staleness = backend.push(net, version, rollout.num_steps)  # theta <- theta - alpha d theta
             self.report.add_update(stats, staleness)
             self.skipped_in_a_row = 0
