@@ -11,6 +11,7 @@ from a3c.config import Config, check_field
 from a3c.envs import atari
 from a3c.envs.make import make_env, reward_threshold
 from a3c.errors import A3CError, ConfigError
+from a3c.spaces import observation_parts
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,13 @@ class Preset:
     source: str
     values: dict[str, Any]
 
+
+# What the two discrete-action MLP presets share; classic control adds observation normalisation.
+_DISCRETE_MLP: dict[str, Any] = dict(
+    n_envs=4, n_steps=10, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.001, value_coef=0.5,
+    max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False,
+    total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
+)
 
 # What the two continuous-action presets share; they differ in horizon and exploration.
 _GAUSSIAN_MLP: dict[str, Any] = dict(
@@ -39,11 +47,17 @@ PRESETS: dict[str, Preset] = {
         "a2c.yml has for Acrobot-v1 and MountainCar-v0 (normalize): MountainCar's velocity is a "
         "hundredth of its position's scale, and with it MountainCar-v0 went from -200 to -113 at 1M "
         "steps, CartPole and Acrobot unchanged (benchmarks/results/classic-obs-norm.md)",
-        values=dict(
-            n_envs=4, n_steps=10, gamma=0.99, lr=1e-3, optimizer="adam", entropy_coef=0.001, value_coef=0.5,
-            max_grad_norm=0.5, hidden_sizes=(64, 64), activation="tanh", shared_torso=False, obs_norm=True,
-            total_steps=1_000_000, eval_interval=50_000, eval_episodes=10,
-        ),
+        values=dict(**_DISCRETE_MLP, obs_norm=True),
+    ),
+    "toy-text": Preset(
+        description="discrete actions on discrete observations (FrozenLake, Taxi, Blackjack, ...): "
+        "one-hot inputs, small MLPs, Adam",
+        source="the classic-control values, whose observation normalisation has nothing to do on "
+        "one-hot inputs; measured with the plain command on FrozenLake-v1, FrozenLake8x8-v1, "
+        "CliffWalking-v1, Blackjack-v1 and Taxi-v4 (benchmarks/results/toy-text.md): the lakes reach "
+        "their reward thresholds, Taxi-v4 is not learned (its policy stops choosing pickup and "
+        "drop-off, which cost -10 where illegal, before it has delivered once)",
+        values=dict(_DISCRETE_MLP),
     ),
     # --- A2C presets (keyed by algo in preset_for) ---
     "classic-control-a2c": Preset(
@@ -126,12 +140,18 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-_A2C_PRESETS = {"classic-control": "classic-control-a2c", "atari": "atari-a2c"}
+_A2C_PRESETS = {"classic-control": "classic-control-a2c", "toy-text": "classic-control-a2c",
+                "atari": "atari-a2c"}
+_DISCRETE_PARTS = {"discrete", "multi_discrete", "multi_binary"}
 
 
 def env_family(env_id: str, env_kwargs: dict[str, Any] | None = None,
                env_wrappers: tuple[str, ...] = ()) -> str:
-    """classic-control, atari, mujoco or continuous-control, judged from the id (and its action space)."""
+    """classic-control, toy-text, atari, mujoco or continuous-control, judged from the id (and its spaces).
+
+    toy-text: discrete actions on observations made of discrete parts only (FrozenLake's and Taxi's
+    states, Blackjack's Tuple), whatever package the env comes from.
+    """
     name = env_id.partition(":")[2] if ":" in env_id else env_id
     if atari.looks_like_atari(name):
         return "atari"
@@ -148,9 +168,15 @@ def env_family(env_id: str, env_kwargs: dict[str, Any] | None = None,
         env = make_env(env_id, wrappers=env_wrappers, **(env_kwargs or {}))
     except A3CError:
         return "classic-control"
-    continuous = isinstance(env.action_space, gym.spaces.Box)
+    act_space, obs_space = env.action_space, env.observation_space
     env.close()
-    return "continuous-control" if continuous else "classic-control"
+    if isinstance(act_space, gym.spaces.Box):
+        return "continuous-control"
+    try:
+        kinds = {part.kind for part in observation_parts(obs_space, env_id)}
+    except A3CError:
+        return "classic-control"  # a space the networks do not take: building the config says so
+    return "toy-text" if kinds <= _DISCRETE_PARTS else "classic-control"
 
 
 def preset_for(env_id: str, algo: str = "a3c", core: str = "none", env_kwargs: dict[str, Any] | None = None,

@@ -20,6 +20,11 @@ from a3c.presets import PRESETS, build_config, preset_for
     ("Pendulum-v1", "a3c", "none", "continuous-control"),
     ("InvertedPendulum-v5", "a2c", "none", "mujoco"),
     ("HalfCheetah-v5", "a3c", "none", "mujoco"),
+    ("FrozenLake-v1", "a3c", "none", "toy-text"),  # Discrete observations
+    ("Blackjack-v1", "a3c", "lstm", "toy-text"),  # a Tuple of Discrete parts
+    ("tests.toy_envs:ToyMultiBinaryObs-v0", "a3c", "none", "toy-text"),  # a user's, by its spaces
+    ("tests.toy_envs:ToyDictObs-v0", "a3c", "none", "classic-control"),  # a Box part among them
+    ("Taxi-v4", "a2c", "none", "classic-control-a2c"),
 ])
 def test_preset_follows_the_family(env_id, algo, core, preset):
     assert preset_for(env_id, algo, core) == preset
