@@ -30,6 +30,12 @@ def test_preset_follows_the_family(env_id, algo, core, preset):
     assert preset_for(env_id, algo, core) == preset
 
 
+def test_normalisation_is_on_where_there_is_a_box_vector_to_normalise():
+    assert build_config("MountainCar-v0").obs_norm  # its velocity is a hundredth of its position's scale
+    cfg = build_config("FrozenLake-v1")  # one-hot: nothing to normalise, so no warning that it is off
+    assert cfg.preset == "toy-text" and not cfg.obs_norm
+
+
 def test_every_preset_cites_a_source_and_builds():
     for name, preset in PRESETS.items():
         assert len(preset.source) > 40, name
