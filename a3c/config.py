@@ -21,6 +21,10 @@ DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("local", "ray")
 TORSOS = ("auto", "mlp", "a3c-conv", "nature-conv")
 CORES = ("none", "lstm")
+# Widest layer a config accepts: a 16,384 x 16,384 float32 layer is 1 GiB before the optimizer's
+# state, so anything wider is a typing slip, and building it would fail with a bare allocation
+# error deep inside torch.
+MAX_WIDTH = 16_384
 
 
 def usable_cores() -> int:
@@ -310,23 +314,24 @@ class Config:
         need(self.adam_eps > 0, f"adam_eps must be positive, got {self.adam_eps}")
         need(0.0 <= self.rms_alpha < 1.0, f"rms_alpha must be in [0, 1), got {self.rms_alpha}")
         need(self.rms_eps > 0, f"rms_eps must be positive, got {self.rms_eps}")
-        need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
-             f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        need(len(self.hidden_sizes) > 0, "hidden_sizes must name at least one layer width")
+        for name in ("hidden_sizes", "policy_sizes", "value_sizes"):
+            need(all(0 < h <= MAX_WIDTH for h in getattr(self, name)),
+                 f"{name} must be widths in [1, {MAX_WIDTH}], got {getattr(self, name)}")
         need(self.torso in TORSOS or is_reference(self.torso),
              f"unknown torso {self.torso!r}; choose from {', '.join(TORSOS)}, or name your own "
              "nn.Module class as module:Class")
         need(not self.torso_kwargs or is_reference(self.torso),
              f"torso_kwargs are the arguments of your own torso class; torso {self.torso} is built in "
              "(its options: hidden_sizes, activation, conv_hidden, conv_activation)")
-        need(self.conv_hidden >= 0, f"conv_hidden must be >= 0, got {self.conv_hidden}")
-        for name in ("policy_sizes", "value_sizes"):
-            need(all(h > 0 for h in getattr(self, name)),
-                 f"{name} must be positive widths, got {getattr(self, name)}")
+        need(0 <= self.conv_hidden <= MAX_WIDTH,
+             f"conv_hidden must be in [0, {MAX_WIDTH}], got {self.conv_hidden}")
         for name in ("conv_activation", "head_activation"):
             need(getattr(self, name) in ACTIVATIONS,
                  f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(ACTIVATIONS)}")
         need(self.core in CORES, f"unknown core {self.core!r}; choose from {', '.join(CORES)}")
-        need(self.core_size > 0, f"core_size must be positive, got {self.core_size}")
+        need(0 < self.core_size <= MAX_WIDTH,
+             f"core_size must be in [1, {MAX_WIDTH}], got {self.core_size}")
         need(self.core == "none" or self.shared_torso,
              "core lstm sits between one shared torso and the heads: set shared_torso true")
         need(self.activation in ACTIVATIONS,

@@ -132,6 +132,7 @@ ARGV = st.lists(st.sampled_from(sorted(FIELDS)).flatmap(_option), max_size=5).ma
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ARGV)
 @example(["--preset", "none"])  # was read as None, and the preset then chosen from the env id
+@example(["--policy-sizes", "2147483647"])  # a layer of 2**31 units: an error, not a huge allocation
 def test_random_command_lines_give_one_line_errors_or_exactly_what_was_typed(argv):
     try:
         args = train_args("CartPole-v1", "--quiet", *argv)

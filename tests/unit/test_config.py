@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from a3c.config import ACTIVATIONS, ALGOS, LR_SCHEDULES, OPTIMIZERS, Config
+from a3c.config import ACTIVATIONS, ALGOS, LR_SCHEDULES, MAX_WIDTH, OPTIMIZERS, Config
 from a3c.errors import ConfigError
 from a3c.presets import PRESETS, build_config
 
@@ -31,7 +31,8 @@ def test_defaults_are_valid():
     ("eval_interval", -1), ("eval_episodes", 0), ("final_eval_episodes", -1),
     ("checkpoint_interval", -1), ("log_interval", 0), ("algo", "ppo"), ("optimizer", "sgd"),
     ("lr_schedule", "cosine"), ("activation", "swish"), ("gamma", math.nan), ("lr", math.inf),
-    ("seed", -1),
+    ("seed", -1), ("hidden_sizes", (64, MAX_WIDTH + 1)), ("policy_sizes", (2**31 - 1,)),
+    ("value_sizes", (0,)), ("conv_hidden", MAX_WIDTH + 1), ("core_size", MAX_WIDTH + 1),
 ])
 def test_bad_values_name_their_field(name, value):
     with pytest.raises(ConfigError, match=name):
@@ -173,7 +174,10 @@ def keeps_documented_constraints(cfg: Config) -> None:
     assert cfg.entropy_coef >= 0 and cfg.value_coef >= 0 and cfg.max_grad_norm >= 0
     assert cfg.lr > 0 and cfg.adam_eps > 0 and cfg.rms_eps > 0 and 0 <= cfg.rms_alpha < 1
     assert isinstance(cfg.hidden_sizes, tuple) and len(cfg.hidden_sizes) > 0
-    assert all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in cfg.hidden_sizes)
+    for name in ("hidden_sizes", "policy_sizes", "value_sizes"):
+        assert all(isinstance(h, int) and not isinstance(h, bool) and 0 < h <= MAX_WIDTH
+                   for h in getattr(cfg, name)), name
+    assert 0 <= cfg.conv_hidden <= MAX_WIDTH and 0 < cfg.core_size <= MAX_WIDTH
     assert cfg.eval_interval >= 0 and cfg.eval_episodes > 0 and cfg.final_eval_episodes >= 0
     assert cfg.checkpoint_interval >= 0 and cfg.log_interval > 0
     assert isinstance(cfg.shared_torso, bool)
