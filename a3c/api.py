@@ -25,7 +25,7 @@ from a3c.drivers.base import Driver, RunPosition
 from a3c.drivers.hogwild import HogwildDriver
 from a3c.envs.make import make_config_env, modules_named
 from a3c.errors import A3CWarning, CheckpointError, ConfigError
-from a3c.presets import build_config
+from a3c.presets import PRESETS, build_config
 from a3c.references import check_trusted, reference_of
 from a3c.run.callbacks import Callback, as_callback
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -160,7 +160,9 @@ class ActorCriticAlgorithm:
         probe = make_config_env(self.config)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
+        by_preset = config.preset in PRESETS and PRESETS[config.preset].values.get("obs_norm", False)
         spec = NetworkSpec.from_spaces(self.observation_space, self.action_space,
+                                       explain_obs_norm=not (config.obs_norm and by_preset),
                                        **{name: getattr(config, name) for name in NETWORK_OPTIONS})
         torch.manual_seed(self.config.seed)
         # A torso the config names was named by the caller, or allowed by trust_code on loading.

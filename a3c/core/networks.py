@@ -107,12 +107,13 @@ class NetworkSpec:
 
     @classmethod
     def from_spaces(cls, obs_space: gym.Space, act_space: gym.Space, torso: str = "auto",
-                    **options: Any) -> NetworkSpec:
+                    explain_obs_norm: bool = True, **options: Any) -> NetworkSpec:
         """The spec for these spaces (EnvError for spaces the networks do not take).
 
         torso 'auto': the A3C conv torso for the images it takes, everything else through the MLP.
-        obs_norm normalises the Box parts of an observation only: a warning names the parts it
-        skips, and says so when there are none.
+        obs_norm normalises the Box parts of an observation only: with explain_obs_norm, a warning
+        names the parts it skips, and says so when there are none (left out where a preset, not
+        the caller, asked for obs_norm: there is nothing the caller should change).
         """
         parts = observation_parts(obs_space)
         action = action_spec(act_space)
@@ -145,7 +146,7 @@ class NetworkSpec:
             raise ConfigError("an LSTM core sits between one shared torso and the heads: "
                               "use shared_torso true with core lstm")
         if options.get("obs_norm"):
-            options["obs_norm"] = _obs_norm_applies(parts, obs_space)
+            options["obs_norm"] = _obs_norm_applies(parts, obs_space, explain_obs_norm)
         single_image = len(parts) == 1 and parts[0].kind == "image"
         return cls(obs_dim=sum(p.size for p in parts), action_kind=action.kind, action_dim=action.dim,
                    action_nvec=action.nvec, obs_shape=parts[0].shape if single_image else (),
@@ -179,11 +180,12 @@ _NOT_NORMALISED = {"image": "an image, its bytes scaled instead", "discrete": "D
                    "multi_discrete": "MultiDiscrete, one-hot", "multi_binary": "MultiBinary, 0 or 1 already"}
 
 
-def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space) -> bool:
-    """obs_norm over these parts: True if any is a Box vector; a warning names the parts it skips."""
+def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space, explain: bool) -> bool:
+    """obs_norm over these parts: True if any is a Box vector; a warning (if explain) names the
+    parts it skips."""
     skipped = [p for p in parts if p.kind != "box"]
-    if not skipped:
-        return True
+    if not skipped or not explain:
+        return any(p.kind == "box" for p in parts)
     if len(parts) == 1:
         warnings.warn(f"obs_norm is off: it normalises Box vector observations, and {space} is "
                       f"{_NOT_NORMALISED[parts[0].kind]}", A3CWarning, stacklevel=3)

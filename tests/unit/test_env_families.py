@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import pytest
 
-from a3c.errors import ConfigError
+from a3c import A3C
+from a3c.errors import A3CWarning, ConfigError
 from a3c.presets import PRESETS, build_config, preset_for
 
 
@@ -70,3 +72,12 @@ def test_an_lstm_core_composes_with_any_preset():
         assert cfg.core == "lstm" and cfg.shared_torso
     with pytest.raises(ConfigError, match="shared_torso"):
         build_config("CartPole-v1", core="lstm", shared_torso=False)  # asked for both: say so
+
+
+def test_obs_norm_that_a_preset_chose_gives_no_warning_and_one_asked_for_does():
+    env = "tests.toy_envs:ToyDictObs-v0"  # a Box part beside parts obs_norm leaves alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", A3CWarning)
+        assert A3C(env, workers=1).policy.normalizer is not None  # classic-control's obs_norm
+    with pytest.warns(A3CWarning, match="normalises the Box parts .* only"):
+        A3C(env, preset="toy-text", obs_norm=True, workers=1)
