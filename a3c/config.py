@@ -25,6 +25,11 @@ CORES = ("none", "lstm")
 # state, so anything wider is a typing slip, and building it would fail with a bare allocation
 # error deep inside torch.
 MAX_WIDTH = 16_384
+# Most workers and envs per learner a config accepts: far beyond one machine's cores or a cluster's
+# usual actors, and small enough that every env seed, seed + rank * n_envs + i with seed < 2**31,
+# stays below numpy's 2**32.
+MAX_WORKERS = 4_096
+MAX_ENVS = 4_096
 
 
 def usable_cores() -> int:
@@ -270,7 +275,8 @@ class Config:
         for wrapper in self.env_wrappers:
             need(is_reference(wrapper), f"env_wrappers: {wrapper!r} is not a 'module:Class' reference")
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose from {', '.join(ALGOS)}")
-        need(self.workers >= 0, f"workers must be positive (or 0 for one per core), got {self.workers}")
+        need(0 <= self.workers <= MAX_WORKERS,
+             f"workers must be in [1, {MAX_WORKERS}] (or 0 for one per core), got {self.workers}")
         need(self.backend in BACKENDS,
              f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
         need(self.backend == "local" or self.algo == "a3c",
@@ -283,7 +289,7 @@ class Config:
              f"max_inflight_pushes must be positive, got {self.max_inflight_pushes}")
         need(self.gradients_per_push > 0,
              f"gradients_per_push must be positive, got {self.gradients_per_push}")
-        need(self.n_envs > 0, f"n_envs must be positive, got {self.n_envs}")
+        need(0 < self.n_envs <= MAX_ENVS, f"n_envs must be in [1, {MAX_ENVS}], got {self.n_envs}")
         need(self.vec_env in VEC_ENVS,
              f"unknown vec_env {self.vec_env!r}; choose from {', '.join(VEC_ENVS)}")
         need(self.device in DEVICES, f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")

@@ -192,7 +192,7 @@ def test_sub_envs_that_disagree_on_spaces_are_one_line_and_status_2(tmp_path, ca
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(n_envs=0), "n_envs must be positive"),
+    (dict(n_envs=0), "n_envs must be in"),
     (dict(vec_env="threads"), "unknown vec_env"),
     (dict(device="tpu"), "unknown device"),
     (dict(algo="a3c"), "A2C trains algo 'a2c'"),

@@ -160,6 +160,7 @@ KEYS = st.one_of(st.sampled_from(["env_id", "preset", *sorted(FIELDS)]), st.text
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(KEYS, JSON_VALUE, max_size=6))
+@example({"workers": 2**32})  # was accepted, and the workers' env seeds would pass numpy's 2**32
 def test_random_config_files_give_a_config_error_or_exactly_their_values(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("cfg") / "run.json"
     path.write_text(json.dumps(data))  # NaN and Infinity included, as JSON readers accept them

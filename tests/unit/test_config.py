@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from a3c.config import ACTIVATIONS, ALGOS, LR_SCHEDULES, MAX_WIDTH, OPTIMIZERS, Config
+from a3c.config import ACTIVATIONS, ALGOS, LR_SCHEDULES, MAX_ENVS, MAX_WIDTH, MAX_WORKERS, OPTIMIZERS, Config
 from a3c.errors import ConfigError
 from a3c.presets import PRESETS, build_config
 
@@ -33,6 +33,7 @@ def test_defaults_are_valid():
     ("lr_schedule", "cosine"), ("activation", "swish"), ("gamma", math.nan), ("lr", math.inf),
     ("seed", -1), ("hidden_sizes", (64, MAX_WIDTH + 1)), ("policy_sizes", (2**31 - 1,)),
     ("value_sizes", (0,)), ("conv_hidden", MAX_WIDTH + 1), ("core_size", MAX_WIDTH + 1),
+    ("workers", 2**32), ("workers", MAX_WORKERS + 1), ("n_envs", MAX_ENVS + 1),
 ])
 def test_bad_values_name_their_field(name, value):
     with pytest.raises(ConfigError, match=name):
