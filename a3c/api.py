@@ -160,9 +160,9 @@ class ActorCriticAlgorithm:
         probe = make_config_env(self.config)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
-        by_preset = config.preset in PRESETS and PRESETS[config.preset].values.get("obs_norm", False)
+        preset_normalises = config.preset in PRESETS and PRESETS[config.preset].values.get("obs_norm", False)
         spec = NetworkSpec.from_spaces(self.observation_space, self.action_space,
-                                       explain_obs_norm=not (config.obs_norm and by_preset),
+                                       explain_obs_norm=not preset_normalises,
                                        **{name: getattr(config, name) for name in NETWORK_OPTIONS})
         torch.manual_seed(self.config.seed)
         # A torso the config names was named by the caller, or allowed by trust_code on loading.

@@ -183,21 +183,20 @@ _NOT_NORMALISED = {"image": "an image, its bytes scaled instead", "discrete": "D
 def _obs_norm_applies(parts: tuple[ObsPart, ...], space: gym.Space, explain: bool) -> bool:
     """obs_norm over these parts: True if any is a Box vector; a warning (if explain) names the
     parts it skips."""
+    has_box = any(p.kind == "box" for p in parts)
     skipped = [p for p in parts if p.kind != "box"]
-    if not skipped or not explain:
-        return any(p.kind == "box" for p in parts)
-    if len(parts) == 1:
-        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and {space} is "
-                      f"{_NOT_NORMALISED[parts[0].kind]}", A3CWarning, stacklevel=3)
-        return False
-    named = ", ".join(f"{p.key} ({_NOT_NORMALISED[p.kind]})" for p in skipped)
-    if len(skipped) == len(parts):
-        warnings.warn(f"obs_norm is off: it normalises Box vector observations, and no part of the "
-                      f"observation is one: {named}", A3CWarning, stacklevel=3)
-        return False
-    boxes = ", ".join(p.key for p in parts if p.kind == "box")
-    warnings.warn(f"obs_norm normalises the Box parts {boxes} only; not {named}", A3CWarning, stacklevel=3)
-    return True
+    if skipped and explain:
+        if len(parts) == 1:
+            message = (f"obs_norm is off: it normalises Box vector observations, and {space} is "
+                       f"{_NOT_NORMALISED[parts[0].kind]}")
+        else:
+            named = ", ".join(f"{p.key} ({_NOT_NORMALISED[p.kind]})" for p in skipped)
+            boxes = ", ".join(p.key for p in parts if p.kind == "box")
+            message = (f"obs_norm normalises the Box parts {boxes} only; not {named}" if has_box else
+                       f"obs_norm is off: it normalises Box vector observations, and no part of the "
+                       f"observation is one: {named}")
+        warnings.warn(message, A3CWarning, stacklevel=3)
+    return has_box
 
 
 # --- torsos -------------------------------------------------------------------------------------
