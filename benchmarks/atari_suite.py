@@ -1,0 +1,181 @@
+"""The plain default command on rl-baselines3-zoo's Atari games at its 10M agent steps, one seed each.
+
+    python benchmarks/atari_suite.py --out benchmarks/results/atari_suite              # every game
+    python benchmarks/atari_suite.py --games BreakoutNoFrameskip-v4 --hours 1.5 --out ...
+
+Each game is `a3c train GAME --seed 0 --total-steps 10000000 --target-return none` (the atari preset:
+the paper's conv torso and its shared RMSProp rule, 2 workers x 8 envs, a greedy evaluation over 10
+whole games at the end). A game takes hours of these 2 cores, so a run may be stopped and continued:
+--hours stops the runner's current game with SIGINT once that much time has passed (the trainer
+saves a checkpoint and exits), and the next invocation continues it with `a3c train --resume`. Each
+part's output is kept (stdout-part1.txt, stdout-part2-resumed.txt, ...) and `segments.json` says
+when each part ran, from which step to which, and for how long, so the table's running time is the
+sum of the parts' and not the clock's.
+
+The table: our final evaluation beside rl-baselines3-zoo's A2C at 10M steps (benchmark.md, its
+NoFrameskip-v4 ids), each also as a human-normalised score, (score - random) / (human - random),
+with the random and human scores of Wang et al. 2016 that Badia et al. 2020 (Agent57) tabulate. The
+A3C paper's own Atari scores (its Table S3) are from human starts, an evaluation protocol this runner
+does not reproduce, so they are not set beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import commit, machine
+
+from a3c.errors import CheckpointError
+from a3c.run.checkpoint import latest_checkpoint
+
+BUDGET = 10_000_000  # rl-baselines3-zoo's for Atari
+FINAL_EVAL_EPISODES = 10  # the atari preset's final evaluation: 10 whole games
+
+
+@dataclass(frozen=True)
+class Game:
+    env_id: str
+    zoo_a2c: float  # rl-baselines3-zoo benchmark.md, a2c at 10M steps
+    random: float  # Wang et al. 2016, as tabulated by Badia et al. 2020
+    human: float
+
+    def normalised(self, score: float) -> float:
+        return (score - self.random) / (self.human - self.random)
+
+
+GAMES = [
+    Game("BreakoutNoFrameskip-v4", 279.8, 1.7, 30.5),
+    Game("SpaceInvadersNoFrameskip-v4", 627.2, 148.0, 1668.7),
+    Game("QbertNoFrameskip-v4", 3882.0, 163.9, 13455.0),
+    Game("BeamRiderNoFrameskip-v4", 2890.0, 363.9, 16926.5),
+    Game("SeaquestNoFrameskip-v4", 1721.0, 68.4, 42054.7),
+    Game("PongNoFrameskip-v4", 17.3, -20.7, 14.6),
+]
+BY_ID = {game.env_id: game for game in GAMES}
+
+
+def final_evaluation(run_dir: Path, budget: int) -> tuple[int, float, float] | None:
+    """(step, mean, std) of the trainer's final 10-game evaluation at the budget, or None."""
+    path = run_dir / "evaluations.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["episodes"]) == FINAL_EVAL_EPISODES
+                and int(r["global_step"]) >= budget]
+    if not rows:
+        return None
+    last = rows[-1]
+    return int(last["global_step"]), float(last["mean_return"]), float(last["std_return"])
+
+
+def last_step(run_dir: Path) -> int:
+    """The global step of the newest update report (0 before the first)."""
+    path = run_dir / "updates.csv"
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        steps = [int(r["global_step"]) for r in csv.DictReader(f)]
+    return max(steps, default=0)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    try:
+        latest_checkpoint(run_dir)
+    except CheckpointError:
+        return False
+    return True
+
+
+def run_part(game: Game, run_dir: Path, budget: int, deadline: float | None) -> dict:
+    """One part of a game's run: a new run, or the last one resumed from its newest checkpoint;
+    stopped with SIGINT at the deadline."""
+    segments_path = run_dir / "segments.json"
+    segments = json.loads(segments_path.read_text()) if segments_path.is_file() else []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    part = len(list(run_dir.glob("stdout-part*.txt"))) + 1  # a part killed with the runner kept its log
+    if has_checkpoint(run_dir):
+        cmd = [sys.executable, "-m", "a3c.cli", "train", "--resume", str(run_dir)]
+        log = run_dir / f"stdout-part{part}-resumed.txt"
+    else:
+        cmd = [sys.executable, "-m", "a3c.cli", "train", game.env_id, "--seed", "0",
+               "--total-steps", str(budget), "--target-return", "none", "--run-dir", str(run_dir)]
+        log = run_dir / f"stdout-part{part}.txt"
+    started, from_step = time.time(), last_step(run_dir)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            if deadline is not None and time.time() >= deadline:
+                proc.send_signal(signal.SIGINT)  # the trainer saves a checkpoint and exits with 130
+                proc.wait()
+                break
+            time.sleep(2.0)
+    segment = dict(part=part, command=cmd, started=started, seconds=round(time.time() - started, 1),
+                   from_step=from_step, to_step=last_step(run_dir), exit_status=proc.returncode)
+    segments_path.write_text(json.dumps([*segments, segment], indent=1) + "\n")
+    if proc.returncode not in (0, 130):
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit status {proc.returncode}; see {log}")
+    return segment
+
+
+def table(out: Path, games: list[Game], budget: int) -> list[str]:
+    lines = ["| game | zoo's A2C, 10M (human-normalised) | ours (human-normalised) | steps | "
+             "running time | parts | beats the zoo |", "|" + "---|" * 7]
+    for game in games:
+        run_dir = out / "runs" / game.env_id
+        segments_path = run_dir / "segments.json"
+        segments = json.loads(segments_path.read_text()) if segments_path.is_file() else []
+        final = final_evaluation(run_dir, budget)
+        zoo = f"{game.zoo_a2c:g} ({game.normalised(game.zoo_a2c):.2f})"
+        hours = sum(s["seconds"] for s in segments) / 3600
+        if final is None:
+            lines.append(f"| {game.env_id} | {zoo} | running | {last_step(run_dir):,} | {hours:.2f} h "
+                         f"| {len(segments)} | |")
+            continue
+        step, mean, std = final
+        beats = "yes" if mean > game.zoo_a2c else "no"
+        lines.append(f"| {game.env_id} | {zoo} | **{mean:.1f}** +/- {std:.1f} ({game.normalised(mean):.2f}) "
+                     f"| {step:,} | {hours:.2f} h | {len(segments)} | {beats} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--games", nargs="+", default=[g.env_id for g in GAMES], choices=list(BY_ID))
+    parser.add_argument("--hours", type=float, default=None,
+                        help="stop (with a checkpoint) after this many hours; the next call continues")
+    parser.add_argument("--total-steps", type=int, default=BUDGET,
+                        help="each game's budget (a shorter one for a trial of the runner)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    deadline = None if args.hours is None else time.time() + args.hours * 3600
+    games = [BY_ID[g] for g in args.games]
+    for game in games:
+        run_dir = args.out / "runs" / game.env_id
+        while final_evaluation(run_dir, args.total_steps) is None:
+            if deadline is not None and time.time() >= deadline:
+                break
+            segment = run_part(game, run_dir, args.total_steps, deadline)
+            print(f"{game.env_id}: part {segment['part']}, steps {segment['from_step']:,} -> "
+                  f"{segment['to_step']:,} in {segment['seconds']:.0f} s", flush=True)
+        if deadline is not None and time.time() >= deadline:
+            break
+    lines = [f"# The default command on Atari at {args.total_steps:,} agent steps, "
+             f"{time.strftime('%Y-%m-%d')}", "",
+             f"- command: `python benchmarks/atari_suite.py {' '.join(sys.argv[1:])}` (called again "
+             "until every game is done; each call continues where the last stopped)",
+             f"- commit: {commit()}; machine: {machine()}", "",
+             *table(args.out, games, args.total_steps)]
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
