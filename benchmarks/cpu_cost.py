@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from common import machine, median, report
 
+from a3c.api import NETWORK_OPTIONS
 from a3c.core.gradients import compute_gradients
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.optim import make_optimizer
@@ -30,19 +31,21 @@ def cpu_seconds_per_step(env_id: str, n_envs: int, updates: int) -> float:
     config = build_config(env_id, workers=1, n_envs=n_envs)
     envs = make_training_envs(config, seed=0)
     spec = NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
-                                   hidden_sizes=config.hidden_sizes, shared_torso=config.shared_torso)
+                                   **{name: getattr(config, name) for name in NETWORK_OPTIONS})
     global_net = ActorCritic(spec)
     global_net.share_memory()
     optimizer = make_optimizer(config, global_net.parameters(), shared=True)
     stop_flag = torch.zeros(1, dtype=torch.int64).share_memory_()
     backend = HogwildBackend(0, config, global_net, optimizer, SharedCounters(1), stop_flag)
     net = ActorCritic(spec)
+    net.share_statistics(global_net)  # as a worker does: one copy of obs_norm's statistics
     collector = RolloutCollector(envs, config.n_steps, seed=0)
 
     def update() -> int:
         version = backend.pull(net)
         rollout = collector.collect(net)
         compute_gradients(net, rollout, config)
+        collector.update_statistics(net, config.gamma)  # obs_norm's, where the preset keeps it
         backend.push(net, version, rollout.num_steps)
         return rollout.num_steps
 

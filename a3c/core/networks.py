@@ -304,10 +304,6 @@ def clone_state(state: State) -> State:
 
 # --- the network ----------------------------------------------------------------------------------
 
-def _normalized(norm: Any, features: Any, x: Tensor) -> Tensor:
-    return features(norm(x))  # a module-level function: workers receive the network by pickle
-
-
 def _chained(first: Any, second: Any, x: Tensor) -> Any:
     return second(first(x))
 
@@ -373,11 +369,8 @@ class ActorCritic(nn.Module):
         self._policy_features = features
         self._value_features = None if shared else (
             self.value_torso.__call__ if spec.user_torso else self.value_torso.forward)
-        if self.normalizer is not None and fast:
-            norm = self.normalizer.forward
-            self._policy_features = functools.partial(_normalized, norm, self._policy_features)
-            if self._value_features is not None:
-                self._value_features = functools.partial(_normalized, norm, self._value_features)
+        # One vector is normalised here, once for both torsos; the other torsos normalise their Box parts.
+        self._normalize = self.normalizer.forward if self.normalizer is not None and fast else None
         self._core_step = self.core.step
         self._policy_params = self.policy.forward
         if self.policy_hidden is not None:
@@ -422,8 +415,9 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Observation, state: State = None) -> tuple[Any, Tensor, State]:
         """Distribution parameters, V(s) and the next state for a batch of observations."""
-        h, state = self._core_step(self._policy_features(obs), state)
-        hv = h if self._value_features is None else self._value_features(obs)
+        x = obs if self._normalize is None else self._normalize(obs)
+        h, state = self._core_step(self._policy_features(x), state)
+        hv = h if self._value_features is None else self._value_features(x)
         if self._value_hidden is not None:
             hv = self._value_hidden(hv)
         return self._policy_params(h), F.linear(hv, *self._value_wb).squeeze(-1), state
@@ -451,10 +445,12 @@ class ActorCritic(nn.Module):
         time-major.
         """
         T, N = resets.shape
-        flat_obs = _time_flat(obs)
-        features = self._policy_features(flat_obs)
+        x = _time_flat(obs)
+        if self._normalize is not None:
+            x = self._normalize(x)
+        features = self._policy_features(x)
         h = self.core.sequence(features.reshape(T, N, -1), state, resets)
-        hv = h if self._value_features is None else self._value_features(flat_obs)
+        hv = h if self._value_features is None else self._value_features(x)
         if self._value_hidden is not None:
             hv = self._value_hidden(hv)
         logp, entropy = self.policy.log_prob_entropy(self._policy_params(h), actions.flatten(0, 1))

@@ -43,6 +43,7 @@ class GreedyPolicy(nn.Module):
         super().__init__()
         self.torso, self.core, self.policy = net.torso, net.core, net.policy
         self.policy_hidden, self.normalizer = net.policy_hidden, net.normalizer
+        self._normalize = net._normalize  # None where the torso normalises its own Box parts
         self._features, self._params = net._policy_features, net._policy_params
         self._core_step = net.core.step
         self.keys = [p.key for p in net.spec.obs_parts]
@@ -75,7 +76,8 @@ class GreedyPolicy(nn.Module):
         n = len(self.keys)
         obs: Any = inputs[0] if self.keys == [""] else dict(zip(self.keys, inputs[:n], strict=True))
         state = (inputs[n], inputs[n + 1]) if self.recurrent else None
-        h, state = self._core_step(self._features(obs), state)
+        x = obs if self._normalize is None else self._normalize(obs)
+        h, state = self._core_step(self._features(x), state)
         action = self._greedy(self._params(h))
         return (action, *state) if self.recurrent else action
 
