@@ -37,7 +37,12 @@ def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], sh
 
 
 class SharedAdam(torch.optim.Adam):
-    """Adam with exp_avg, exp_avg_sq and step shared across processes (lock-free, Hogwild)."""
+    """Adam with exp_avg, exp_avg_sq and step shared across processes (lock-free, Hogwild).
+
+    torch's fused kernel: one call for every parameter, where the foreach path issues a dozen ops
+    over the list; on the classic-control network's 12 small tensors it costs a third of the time
+    (benchmarks/results/adam-fused.md). It updates the shared state in place, as the others do.
+    """
 
     def __init__(
         self,
@@ -46,7 +51,7 @@ class SharedAdam(torch.optim.Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, foreach=True)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, fused=True)
         _create_state(self, _BUFFERS["adam"])
 
 
@@ -107,7 +112,7 @@ def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, 
     if name == "adam":
         if share:
             return SharedAdam(params, lr=lr, eps=eps)
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
         _create_state(optimizer, _BUFFERS["adam"], share=False)
         return optimizer
     kind = SharedRMSprop if name == "rmsprop" else SharedTorchRMSprop
