@@ -23,12 +23,14 @@ def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], sh
     """Create torch's state eagerly (as its first step would), in shared memory when `share`.
 
     Eager state also gives a checkpoint's optimizer tensors a place to be loaded into. The step
-    count stays a CPU tensor, as torch's non-capturable Adam and RMSprop expect, on any device.
+    count is a CPU tensor, as torch's non-capturable Adam and RMSprop expect on any device, except
+    for a fused kernel, which takes it on the parameters' device (A2C's Adam on a GPU).
     """
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state[p]
-            state["step"] = torch.zeros((), dtype=torch.float32)
+            device = p.device if group.get("fused") else None
+            state["step"] = torch.zeros((), dtype=torch.float32, device=device)
             for name in buffers:
                 state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if share:
