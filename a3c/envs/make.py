@@ -155,6 +155,8 @@ def _missing_package(env_id: str, spec: EnvSpec | None, exc: Exception) -> str:
     entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
     if "mujoco" in entry:
         return f'env {env_id!r} needs MuJoCo, which is not installed: pip install "a3c[mujoco]"'
+    if "box2d" in entry:
+        return f'env {env_id!r} needs Box2D, which is not installed: pip install "a3c[box2d]"'
     return f"env {env_id!r} needs a package that is not installed: {exc}"
 
 

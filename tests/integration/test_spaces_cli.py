@@ -48,7 +48,7 @@ def test_toy_text_envs_train_from_the_command_line(a3c_cli, tmp_path, env_id, op
 
 
 def test_car_racing_trains_from_the_command_line_on_its_channel_last_frames(a3c_cli, tmp_path):
-    # 96x96x3 bytes, Box actions: the continuous-control preset, the A3C conv torso; the preset's
+    # 96x96x3 bytes, Box actions: the box2d preset, the A3C conv torso; the preset's
     # obs_norm has no vector to normalise and is skipped without a warning, as the caller did not ask
     run, result = trains(a3c_cli, tmp_path, "CarRacing-v3", "--algo", "a2c", "--n-envs", "2", steps=200)
     assert "a3c: warning:" not in result.stderr, result.stderr

@@ -27,9 +27,18 @@ from a3c.presets import PRESETS, build_config, preset_for
     ("tests.toy_envs:ToyMultiBinaryObs-v0", "a3c", "none", "toy-text"),  # a user's, by its spaces
     ("tests.toy_envs:ToyDictObs-v0", "a3c", "none", "classic-control"),  # a Box part among them
     ("Taxi-v4", "a2c", "none", "classic-control-a2c"),
+    ("BipedalWalker-v3", "a3c", "none", "box2d"),
+    ("CarRacing-v3", "a2c", "none", "box2d"),  # images, Box actions
+    ("LunarLander-v3", "a3c", "none", "classic-control"),  # Box2D, discrete actions
 ])
 def test_preset_follows_the_family(env_id, algo, core, preset):
     assert preset_for(env_id, algo, core) == preset
+
+
+def test_env_kwargs_that_change_the_action_space_change_the_family():
+    assert preset_for("LunarLander-v3", env_kwargs={"continuous": True}) == "box2d"
+    cfg = build_config("LunarLander-v3", env_kwargs={"continuous": True})
+    assert cfg.preset == "box2d" and cfg.gamma == 0.99 and cfg.gae_lambda == 0.95 and not cfg.use_sde
 
 
 def test_normalisation_is_on_where_there_is_a_box_vector_to_normalise():
@@ -59,6 +68,11 @@ def _fails_without(module: str, code: str) -> str:
 def test_mujoco_id_without_mujoco_says_what_to_install():
     line = _fails_without("mujoco", "from a3c.envs.make import make_env; make_env('InvertedPendulum-v5')")
     assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[mujoco]"' in line
+
+
+def test_box2d_id_without_box2d_says_what_to_install():
+    line = _fails_without("Box2D", "from a3c.envs.make import make_env; make_env('BipedalWalker-v3')")
+    assert line.startswith("a3c.errors.EnvError") and 'pip install "a3c[box2d]"' in line
 
 
 def test_atari_id_without_ale_py_says_what_to_install():
