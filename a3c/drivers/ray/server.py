@@ -129,12 +129,9 @@ class ParameterServer:
         self._grad_array = self.flat.grad.numpy()
         for p, view in zip(params, self.flat.detach().split(self.sizes), strict=True):
             p.data = view.view_as(p)
-        # The configured torch Adam/RMSprop, as the local backend's: elementwise, so one flat tensor
-        # gives exactly the per-layer result.
+        # The configured optimizer, as the local backend's (Adam through torch's fused kernel):
+        # elementwise, so one flat tensor gives exactly the per-layer result.
         self.optimizer = make_optimizer(config, [self.flat], shared=False)
-        for group in self.optimizer.param_groups:
-            if "fused" in group:  # Adam: torch's fused kernel steps one flat tensor in one call, where
-                group.update(fused=True, foreach=False)  # the foreach path suits many tensors
         if optimizer_state:
             self._load_optimizer_state(optimizer_state)
         self.start_steps = start_steps  # where this run began: part of the workers' seeding rule
