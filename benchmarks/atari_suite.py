@@ -9,8 +9,9 @@ whole games at the end). A game takes hours of these 2 cores, so a run may be st
 --hours stops the runner's current game with SIGINT once that much time has passed (the trainer
 saves a checkpoint and exits), and the next invocation continues it with `a3c train --resume`. Each
 part's output is kept (stdout-part1.txt, stdout-part2-resumed.txt, ...) and `segments.json` says
-when each part ran, from which step to which, and for how long, so the table's running time is the
-sum of the parts' and not the clock's.
+when each part ran, from which step to which, and for how long. The table's running time is read
+from the run's update log, so that neither the time between parts nor a pause (SIGSTOP, while
+something else is measured) counts in it.
 
 The table: our final evaluation beside rl-baselines3-zoo's A2C at 10M steps (benchmark.md, its
 NoFrameskip-v4 ids), each also as a human-normalised score, (score - random) / (human - random),
@@ -76,6 +77,21 @@ def final_evaluation(run_dir: Path, budget: int) -> tuple[int, float, float] | N
     return int(last["global_step"]), float(last["mean_return"]), float(last["std_return"])
 
 
+def running_seconds(run_dir: Path, longest_gap: float = 30.0) -> float:
+    """The time the run's workers ran, from its update log: the time to the first update, then every
+    gap between consecutive update reports up to longest_gap. Longer gaps are a run paused (SIGSTOP,
+    for another measurement) or stopped between two parts, and are left out, with them the few
+    seconds a resumed part takes to start."""
+    path = run_dir / "updates.csv"
+    if not path.is_file():
+        return 0.0
+    with open(path, newline="") as f:
+        times = sorted(float(r["wall_time"]) for r in csv.DictReader(f))
+    if not times:
+        return 0.0
+    return times[0] + sum(b - a for a, b in zip(times, times[1:], strict=False) if b - a <= longest_gap)
+
+
 def last_step(run_dir: Path) -> int:
     """The global step of the newest update report (0 before the first)."""
     path = run_dir / "updates.csv"
@@ -134,7 +150,7 @@ def table(out: Path, games: list[Game], budget: int) -> list[str]:
         segments = json.loads(segments_path.read_text()) if segments_path.is_file() else []
         final = final_evaluation(run_dir, budget)
         zoo = f"{game.zoo_a2c:g} ({game.normalised(game.zoo_a2c):.2f})"
-        hours = sum(s["seconds"] for s in segments) / 3600
+        hours = running_seconds(run_dir) / 3600
         if final is None:
             lines.append(f"| {game.env_id} | {zoo} | running | {last_step(run_dir):,} | {hours:.2f} h "
                          f"| {len(segments)} | |")
