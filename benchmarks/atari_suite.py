@@ -1,7 +1,7 @@
 """The plain default command on rl-baselines3-zoo's Atari games at its 10M agent steps, one seed each.
 
-    python benchmarks/atari_suite.py --out benchmarks/results/atari_suite              # every game
-    python benchmarks/atari_suite.py --games BreakoutNoFrameskip-v4 --hours 1.5 --out ...
+    python benchmarks/atari_suite.py --out runs/atari_suite                           # every game
+    python benchmarks/atari_suite.py --games BreakoutNoFrameskip-v4 --hours 1.5 --out runs/atari_suite
 
 Each game is `a3c train GAME --seed 0 --total-steps 10000000 --target-return none` (the atari preset:
 the paper's conv torso and its shared RMSProp rule, 2 workers x 8 envs, a greedy evaluation over 10
