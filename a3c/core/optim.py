@@ -39,7 +39,8 @@ def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], sh
 
 
 class SharedAdam(torch.optim.Adam):
-    """Adam with exp_avg, exp_avg_sq and step shared across processes (lock-free, Hogwild).
+    """Adam with exp_avg, exp_avg_sq and step shared across processes (lock-free, Hogwild); with
+    share=False the same eager state in this process's own memory (A2C, the Ray parameter server).
 
     torch's fused kernel: one call for every parameter, where the foreach path issues a dozen ops
     over the list; on the classic-control network's 12 small tensors it costs a third of the time
@@ -52,9 +53,10 @@ class SharedAdam(torch.optim.Adam):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        share: bool = True,
     ):
         super().__init__(params, lr=lr, betas=betas, eps=eps, fused=True)
-        _create_state(self, _BUFFERS["adam"])
+        _create_state(self, _BUFFERS["adam"], share)
 
 
 class SharedRMSprop(torch.optim.Optimizer):
@@ -112,11 +114,7 @@ def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, 
                           alpha: float, share: bool = True) -> torch.optim.Optimizer:
     """adam, rmsprop (the paper's rule) or rmsprop-torch, with state in shared memory if `share`."""
     if name == "adam":
-        if share:
-            return SharedAdam(params, lr=lr, eps=eps)
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
-        _create_state(optimizer, _BUFFERS["adam"], share=False)
-        return optimizer
+        return SharedAdam(params, lr=lr, eps=eps, share=share)
     kind = SharedRMSprop if name == "rmsprop" else SharedTorchRMSprop
     return kind(params, lr=lr, alpha=alpha, eps=eps, share=share)
 
