@@ -23,7 +23,6 @@ does not reproduce, so they are not set beside ours.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import subprocess
@@ -32,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import commit, machine
+from common import commit, machine, read_csv
 
 from a3c.errors import CheckpointError
 from a3c.run.checkpoint import latest_checkpoint
@@ -63,18 +62,23 @@ GAMES = [
 BY_ID = {game.env_id: game for game in GAMES}
 
 
+def _rows(path: Path) -> list[dict[str, float]]:
+    return read_csv(path) if path.is_file() else []
+
+
+def read_segments(run_dir: Path) -> list[dict]:
+    path = run_dir / "segments.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def final_evaluation(run_dir: Path, budget: int) -> tuple[int, float, float] | None:
     """(step, mean, std) of the trainer's final 10-game evaluation at the budget, or None."""
-    path = run_dir / "evaluations.csv"
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["episodes"]) == FINAL_EVAL_EPISODES
-                and int(r["global_step"]) >= budget]
+    rows = [r for r in _rows(run_dir / "evaluations.csv")
+            if r["episodes"] == FINAL_EVAL_EPISODES and r["global_step"] >= budget]
     if not rows:
         return None
     last = rows[-1]
-    return int(last["global_step"]), float(last["mean_return"]), float(last["std_return"])
+    return int(last["global_step"]), last["mean_return"], last["std_return"]
 
 
 def running_seconds(run_dir: Path, longest_gap: float = 30.0) -> float:
@@ -82,11 +86,7 @@ def running_seconds(run_dir: Path, longest_gap: float = 30.0) -> float:
     gap between consecutive update reports up to longest_gap. Longer gaps are a run paused (SIGSTOP,
     for another measurement) or stopped between two parts, and are left out, with them the few
     seconds a resumed part takes to start."""
-    path = run_dir / "updates.csv"
-    if not path.is_file():
-        return 0.0
-    with open(path, newline="") as f:
-        times = sorted(float(r["wall_time"]) for r in csv.DictReader(f))
+    times = sorted(r["wall_time"] for r in _rows(run_dir / "updates.csv"))
     if not times:
         return 0.0
     return times[0] + sum(b - a for a, b in zip(times, times[1:], strict=False) if b - a <= longest_gap)
@@ -94,12 +94,7 @@ def running_seconds(run_dir: Path, longest_gap: float = 30.0) -> float:
 
 def last_step(run_dir: Path) -> int:
     """The global step of the newest update report (0 before the first)."""
-    path = run_dir / "updates.csv"
-    if not path.is_file():
-        return 0
-    with open(path, newline="") as f:
-        steps = [int(r["global_step"]) for r in csv.DictReader(f)]
-    return max(steps, default=0)
+    return int(max((r["global_step"] for r in _rows(run_dir / "updates.csv")), default=0))
 
 
 def has_checkpoint(run_dir: Path) -> bool:
@@ -113,8 +108,7 @@ def has_checkpoint(run_dir: Path) -> bool:
 def run_part(game: Game, run_dir: Path, budget: int, deadline: float | None) -> dict:
     """One part of a game's run: a new run, or the last one resumed from its newest checkpoint;
     stopped with SIGINT at the deadline."""
-    segments_path = run_dir / "segments.json"
-    segments = json.loads(segments_path.read_text()) if segments_path.is_file() else []
+    segments = read_segments(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     part = len(list(run_dir.glob("stdout-part*.txt"))) + 1  # a part killed with the runner kept its log
     if has_checkpoint(run_dir):
@@ -135,7 +129,7 @@ def run_part(game: Game, run_dir: Path, budget: int, deadline: float | None) -> 
             time.sleep(2.0)
     segment = dict(part=part, command=cmd, started=started, seconds=round(time.time() - started, 1),
                    from_step=from_step, to_step=last_step(run_dir), exit_status=proc.returncode)
-    segments_path.write_text(json.dumps([*segments, segment], indent=1) + "\n")
+    (run_dir / "segments.json").write_text(json.dumps([*segments, segment], indent=1) + "\n")
     if proc.returncode not in (0, 130):
         raise RuntimeError(f"{' '.join(cmd)} failed with exit status {proc.returncode}; see {log}")
     return segment
@@ -146,8 +140,7 @@ def table(out: Path, games: list[Game], budget: int) -> list[str]:
              "running time | parts | beats the zoo |", "|" + "---|" * 7]
     for game in games:
         run_dir = out / "runs" / game.env_id
-        segments_path = run_dir / "segments.json"
-        segments = json.loads(segments_path.read_text()) if segments_path.is_file() else []
+        segments = read_segments(run_dir)
         final = final_evaluation(run_dir, budget)
         zoo = f"{game.zoo_a2c:g} ({game.normalised(game.zoo_a2c):.2f})"
         hours = running_seconds(run_dir) / 3600
