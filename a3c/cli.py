@@ -145,59 +145,77 @@ def build_parser() -> argparse.ArgumentParser:
 _NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume", "trust_code")
 
 
-def build_model(args: argparse.Namespace) -> Any:
+def build_model(args: argparse.Namespace, config: Config | None = None) -> Any:
     """The model `a3c train ARGS` trains, every option validated; no process is started yet.
+
+    config: new_run_config(args), when the caller has it already (a new run only).
+    """
+    if args.resume is not None:
+        return _resumed_model(args)
+    from a3c.api import ALGORITHMS
+
+    config = config if config is not None else new_run_config(args)
+    return ALGORITHMS[config.algo](config.env_id, config=config, verbose=0 if args.quiet else 1)
+
+
+def new_run_config(args: argparse.Namespace) -> Config:
+    """The validated config of a new run, without importing torch (which takes seconds): a bad value
+    is reported at once, and the workers' start-up can follow what the config says.
 
     Precedence: Config's defaults < the preset < the config file < the command line.
     """
-    from a3c.api import ALGORITHMS, resume
-    from a3c.config import read_config_file
+    from a3c.config import ALGOS, read_config_file
     from a3c.errors import ConfigError
+    from a3c.presets import build_config
 
-    options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
-    verbose = 0 if args.quiet else 1
-    preset = getattr(args, "preset", None)
-    if args.trust_code and args.resume is None:
+    if args.trust_code:
         raise ConfigError("--trust-code is for --resume: a new run imports what its command line names")
-    if args.resume is not None:
-        if args.config is not None:
-            raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
-        model = resume(args.resume, verbose=verbose, trust_code=args.trust_code,
-                       **{k: v for k, v in options.items() if k not in ("algo",)})
-        cfg = model.config
-        given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", options.get("algo"), cfg.algo),
-                           ("preset", preset, cfg.preset))
-        for name, given, stored in given_vs_stored:
-            if given is not None and given != stored:
-                raise ConfigError(f"{args.resume} holds a run of {name} {stored}, not {given}")
-        model.steps_left()  # a run that already reached its end needs --total-steps
-        return model
     values = read_config_file(args.config) if args.config is not None else {}
     env_id = args.env_id if args.env_id is not None else values.get("env_id")
     if env_id is None:
         raise ConfigError("name an env id (e.g. a3c train CartPole-v1), or env_id in --config FILE")
-    if preset is None:
-        preset = values.get("preset")
+    preset = getattr(args, "preset", None)
+    preset = preset if preset is not None else values.get("preset")
     values = {k: v for k, v in values.items() if k not in ("env_id", "preset")}
-    values.update(options)
-    algo = values.get("algo", "a3c")
-    if algo not in ALGORITHMS:
-        raise ConfigError(f"unknown algo {algo!r}; choose from {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[algo](env_id, preset=preset, verbose=verbose, **values)
+    values.update({k: v for k, v in vars(args).items() if k not in _NOT_CONFIG})
+    algo = values.setdefault("algo", "a3c")
+    if algo not in ALGOS:
+        raise ConfigError(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}")
+    return build_config(env_id, preset, **values)
+
+
+def _resumed_model(args: argparse.Namespace) -> Any:
+    """The model of `a3c train --resume RUN [ARGS]`: the checkpoint's config with ARGS over it."""
+    from a3c.api import resume
+    from a3c.errors import ConfigError
+
+    if args.config is not None:
+        raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and k != "algo"}
+    model = resume(args.resume, verbose=0 if args.quiet else 1, trust_code=args.trust_code, **options)
+    cfg = model.config
+    given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", getattr(args, "algo", None), cfg.algo),
+                       ("preset", getattr(args, "preset", None), cfg.preset))
+    for name, given, stored in given_vs_stored:
+        if given is not None and given != stored:
+            raise ConfigError(f"{args.resume} holds a run of {name} {stored}, not {given}")
+    model.steps_left()  # a run that already reached its end needs --total-steps
+    return model
 
 
 def _train(args: argparse.Namespace) -> int:
-    if getattr(args, "algo", "a3c") == "a3c" and getattr(args, "backend", "local") == "local" \
-            and args.config is None and args.resume is None:
-        from a3c.drivers.processes import prestart_workers
+    config = None
+    if args.resume is None:
+        config = new_run_config(args)
+        if config.algo == "a3c" and config.backend == "local":
+            from a3c.drivers.processes import prestart_workers
 
-        prestart_workers()  # the workers' imports run while this process imports torch
-    if getattr(args, "backend", None) == "ray" and getattr(args, "ray_address", None) is None \
-            and args.config is None and args.resume is None:
-        from a3c.config import usable_cores
+            prestart_workers()  # the workers' imports run while this process imports torch
+        elif config.backend == "ray" and config.ray_address is None:
+            from a3c.config import usable_cores
 
-        _start_ray_while_importing(max(usable_cores(), getattr(args, "workers", 0)))
-    model = build_model(args)
+            _start_ray_while_importing(max(usable_cores(), config.workers))
+    model = build_model(args, config)
     cfg = model.config
     algo = cfg.algo
     if cfg.backend == "ray":

@@ -179,10 +179,7 @@ def env_family(env_id: str, env_kwargs: dict[str, Any] | None = None,
     entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
     if "mujoco" in entry:
         return "mujoco"
-    try:
-        env = make_env(env_id, wrappers=env_wrappers, **(env_kwargs or {}))
-    except A3CError:
-        return "classic-control"
+    env = make_env(env_id, wrappers=env_wrappers, **(env_kwargs or {}))  # an unknown id: EnvError
     act_space, obs_space = env.action_space, env.observation_space
     env.close()
     if isinstance(act_space, gym.spaces.Box):

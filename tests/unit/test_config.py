@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from a3c.config import ACTIVATIONS, ALGOS, LR_SCHEDULES, MAX_ENVS, MAX_WIDTH, MAX_WORKERS, OPTIMIZERS, Config
-from a3c.errors import ConfigError
+from a3c.errors import ConfigError, EnvError
 from a3c.presets import PRESETS, build_config
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
@@ -120,10 +120,16 @@ def test_preset_values_then_overrides():
 
 
 @pytest.mark.parametrize("env_id, threshold", [
-    ("CartPole-v1", 475.0), ("Acrobot-v1", -100.0), ("Pendulum-v1", None), ("NoSuchEnv-v0", None),
+    ("CartPole-v1", 475.0), ("Acrobot-v1", -100.0), ("Pendulum-v1", None),
 ])
 def test_target_return_defaults_to_the_envs_reward_threshold(env_id, threshold):
     assert build_config(env_id).target_return == threshold
+
+
+def test_an_unknown_env_id_is_named_while_the_config_is_built():
+    # before the network, the processes or torch: the command reports it within a second
+    with pytest.raises(EnvError, match="NoSuchEnv-v0"):
+        build_config("NoSuchEnv-v0")
 
 
 def test_explicit_target_return_wins_even_when_none():
