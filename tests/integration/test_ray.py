@@ -245,6 +245,24 @@ def test_a_lost_parameter_server_is_restored_and_a_second_loss_soon_after_stops_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("short", ["SERVER_START_TIMEOUT", "SERVER_TIMEOUT"])
+def test_a_new_server_has_longer_to_give_its_first_answer_than_a_running_one(cluster, monkeypatch,
+                                                                              tmp_path, short):
+    # A new server's first answer waits for its process to start (seconds; more than a minute on a
+    # busy machine); later ones only for the answer. Cut one limit to nothing: the run stops at the
+    # wait that limit governs, with the checkpoint saved.
+    from a3c.drivers.ray import driver
+
+    monkeypatch.setattr(driver, short, 1e-4)
+    model = A3C("CartPole-v1", backend="ray", workers=1, seed=0, verbose=0, eval_interval=0,
+                final_eval_episodes=0, log_interval=0.2)
+    with pytest.raises(WorkerError, match="parameter server did not answer for 0 s") as info:
+        model.learn(total_steps=10**6, run_dir=tmp_path)
+    assert ("after it was started" in str(info.value)) == (short == "SERVER_START_TIMEOUT")
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
 def test_restarted_and_resumed_workers_draw_fresh_seeds_by_one_rule(backend, request, tmp_path):
     # ToySeedEcho's episodes score the seed their env drew; every worker raises at its env's 25th

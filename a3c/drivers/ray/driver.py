@@ -25,6 +25,9 @@ from a3c.drivers.ray.server import ParameterServer, Snapshot
 from a3c.errors import ConfigError, NonFiniteError, WorkerError
 
 SERVER_TIMEOUT = 60.0  # seconds without an answer from the parameter server before giving up
+# A new server's first answer waits for its process to start and import torch, and for the
+# workers' to do the same beside it: on a machine busy with other work that alone can pass a minute.
+SERVER_START_TIMEOUT = 300.0
 STOP_TIMEOUT = 10.0  # seconds for the workers to finish their update once asked to stop
 # A server lost again this soon after the last was restored points at a cause a restore will not
 # cure (a node out of memory, a bug): the run stops, with its checkpoints, instead of looping.
@@ -55,6 +58,7 @@ class RayDriver(Driver):
         self._snapshot_time = time.monotonic()
         self._restored_at: float | None = None  # when the last lost server was replaced
         self._lost_nodes: set[str] = set()
+        self._server_answered = False  # has the current server answered once (it has started)
 
     def start(self, config: Config, start_time: float) -> None:
         # Logical CPUs are scheduling tokens: allow as many workers as asked, as the local backend does.
@@ -96,6 +100,7 @@ class RayDriver(Driver):
                                    optimizer_tensors(self.optimizer, self.net), self.start_steps,
                                    self.start_updates, restored=restored, generation=generation)
         self.servers.append(self.server)
+        self._server_answered = False
 
     def advance(self) -> list[LearnerReport]:
         if self.runs:
@@ -179,16 +184,19 @@ class RayDriver(Driver):
         SERVER_LOSS_WINDOW; a second loss within it, or a server that hangs, stops the run.
         """
         assert self.server is not None
+        timeout = SERVER_TIMEOUT if self._server_answered else SERVER_START_TIMEOUT
         try:
-            snapshot: Snapshot = ray.get(self.server.snapshot.remote(), timeout=SERVER_TIMEOUT)
+            snapshot: Snapshot = ray.get(self.server.snapshot.remote(), timeout=timeout)
         except ray.exceptions.RayActorError as exc:
             if not restore:
                 raise WorkerError(f"the parameter server was lost: {exc}") from None
             self._restore_server(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             return []
         except ray.exceptions.GetTimeoutError:
-            raise WorkerError(f"the parameter server did not answer for {SERVER_TIMEOUT:.0f} s, so the "
+            started = "" if self._server_answered else " after it was started"
+            raise WorkerError(f"the parameter server did not answer for {timeout:.0f} s{started}, so the "
                               "run cannot go on") from None
+        self._server_answered = True
         # torch.tensor copies: the arrays Ray hands over are read-only views of its message buffer.
         with torch.no_grad():
             self.net.load_state_dict({k: torch.tensor(v) for k, v in snapshot.model_state.items()})
