@@ -10,6 +10,12 @@ from torch import Tensor, nn
 Moments = tuple[float, Tensor, Tensor]  # count, mean and (population) variance of observations
 
 
+def moments_from_arrays(count: float, mean: np.ndarray, var: np.ndarray) -> Moments:
+    """Moments sent as NumPy arrays, as tensors of their own: arrays Ray hands over may be read-only,
+    which torch.from_numpy warns about."""
+    return count, torch.tensor(mean), torch.tensor(var)
+
+
 def merge_moments(a: Moments, b: Moments) -> Moments:
     """The moments of two sets of observations together, from each set's (Chan et al.'s parallel
     algorithm); either count may be 0."""

@@ -26,7 +26,7 @@ import torch
 from a3c.config import Config
 from a3c.core.messages import LearnerReport
 from a3c.core.networks import ActorCritic, NetworkSpec
-from a3c.core.normalization import ObsNormalizer
+from a3c.core.normalization import ObsNormalizer, moments_from_arrays
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
 from a3c.drivers.base import Backend, learner_seed
@@ -117,7 +117,7 @@ class RayBackend(Backend):
             params = self.params
             load_flat_parameters(net, ray.get(params) if isinstance(params, ray.ObjectRef) else params)
             for normalizer, (count, mean, var) in zip(net.normalizers(), self.statistics or (), strict=False):
-                normalizer.assign((count, torch.from_numpy(mean), torch.from_numpy(var)))
+                normalizer.assign(moments_from_arrays(count, mean, var))
             self.version = self.latest.version
         return self.version
 

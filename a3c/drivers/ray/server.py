@@ -22,6 +22,7 @@ from torch import nn
 from a3c.config import Config
 from a3c.core.messages import LearnerReport
 from a3c.core.networks import ActorCritic, NetworkSpec
+from a3c.core.normalization import moments_from_arrays
 from a3c.core.optim import make_optimizer, schedule_lr
 from a3c.errors import CheckpointError
 
@@ -214,7 +215,7 @@ class ParameterServer:
         observations, its discounted returns), merged into the global statistics.
         """
         for normalizer, (count, mean, var) in zip(self.net.normalizers(), observed or (), strict=False):
-            normalizer.merge((count, torch.from_numpy(mean), torch.from_numpy(var)))
+            normalizer.merge(moments_from_arrays(count, mean, var))
         own = self._own.setdefault(rank, deque())
         staleness = []
         for grad, pulled_version, n in zip(grads, pulled_versions, steps, strict=True):
