@@ -74,7 +74,32 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
     here (a3c.api's trust_code).
     """
     name, factory = _import_prefix(env_id)
-    spec = None if factory is not None else _find_spec(name, env_id)
+    # Warnings are held until the env is made: for an id Gymnasium refuses (Taxi-v3), its warning
+    # that the id is out of date would only repeat the error's message.
+    with warnings.catch_warnings(record=True) as held:
+        spec = None if factory is not None else _find_spec(name, env_id)
+        env = _make(env_id, name, factory, spec, render_mode, kwargs)
+    for w in held:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for wrapper in wrappers:
+        env = _wrap(env, wrapper)
+    check_spaces(env.observation_space, env.action_space, env_id)
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.dtype != np.float32:
+        with warnings.catch_warnings():  # bounds lose precision in float32: fine for observations
+            warnings.simplefilter("ignore", UserWarning)
+            env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; nets take float32
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    if training and spec is not None and atari.is_atari(spec):
+        env = atari.learning_wrappers(env)
+    if seed is not None:
+        env.action_space.seed(seed)
+    return env
+
+
+def _make(env_id: str, name: str, factory: Callable[..., gym.Env] | None, spec: EnvSpec | None,
+          render_mode: str | None, kwargs: dict[str, Any]) -> gym.Env:
+    """The user's env itself, before any wrapper; what goes wrong is an EnvError naming env_id."""
     try:
         if factory is not None:
             env = _call_factory(env_id, factory, render_mode, kwargs)
@@ -95,19 +120,6 @@ def make_env(env_id: str, seed: int | None = None, *, training: bool = False,
             raise  # not about our arguments: the env's own error
         raise EnvError(f"env {env_id!r} does not take these arguments ({', '.join(kwargs)}): {exc}") \
             from None
-    for wrapper in wrappers:
-        env = _wrap(env, wrapper)
-    check_spaces(env.observation_space, env.action_space, env_id)
-    space = env.observation_space
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.dtype != np.float32:
-        with warnings.catch_warnings():  # bounds lose precision in float32: fine for observations
-            warnings.simplefilter("ignore", UserWarning)
-            env = gym.wrappers.DtypeObservation(env, np.float32)  # MuJoCo gives float64; nets take float32
-    env = gym.wrappers.RecordEpisodeStatistics(env)
-    if training and spec is not None and atari.is_atari(spec):
-        env = atari.learning_wrappers(env)
-    if seed is not None:
-        env.action_space.seed(seed)
     return env
 
 

@@ -21,6 +21,7 @@ def assert_usage_error(result, *words):
 
 @pytest.mark.parametrize("args, words", [
     (["train", "NoSuchEnv-v0"], ["NoSuchEnv-v0"]),
+    (["train", "Taxi-v3"], ["Taxi-v3", "Taxi-v4"]),  # Gymnasium's out-of-date warning not repeated
     (["train", "tests.toy_envs:ToyTextObs-v0"], ["observation space Text(", "supported"]),
     (["train", "tests.toy_envs:ToyGraphObs-v0"], ["observation space Graph(", "supported"]),
     (["train", "tests.toy_envs:ToyDictAction-v0"], ["action space Dict(", "supported"]),
