@@ -127,7 +127,7 @@ def test_target_return_defaults_to_the_envs_reward_threshold(env_id, threshold):
 
 
 def test_an_unknown_env_id_is_named_while_the_config_is_built():
-    # before the network, the processes or torch: the command reports it within a second
+    # before the network, the processes or torch are made or imported
     with pytest.raises(EnvError, match="NoSuchEnv-v0"):
         build_config("NoSuchEnv-v0")
 
