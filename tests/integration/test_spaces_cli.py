@@ -49,8 +49,11 @@ def test_toy_text_envs_train_from_the_command_line(a3c_cli, tmp_path, env_id, op
 
 def test_car_racing_trains_from_the_command_line_on_its_channel_last_frames(a3c_cli, tmp_path):
     # 96x96x3 bytes, Box actions: the box2d preset, the A3C conv torso; the preset's
-    # obs_norm has no vector to normalise and is skipped without a warning, as the caller did not ask
-    run, result = trains(a3c_cli, tmp_path, "CarRacing-v3", "--algo", "a2c", "--n-envs", "2", steps=200)
+    # obs_norm has no vector to normalise and is skipped without a warning, as the caller did not ask.
+    # The env steps about 100 times a second: its episodes are cut to 100 steps (Gymnasium's own
+    # max_episode_steps), or the final evaluation's one episode would be 1,000 of them.
+    run, result = trains(a3c_cli, tmp_path, "CarRacing-v3", "--algo", "a2c", "--n-envs", "2",
+                         "--env-kwargs", '{"max_episode_steps": 100}', steps=200)
     assert "a3c: warning:" not in result.stderr, result.stderr
     spec = load_checkpoint(run / "model.safetensors").spec
     assert spec.torso == "a3c-conv" and spec.obs_parts[0].channels_last and not spec.obs_norm
