@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 _NOT_CONFIG = ("command", "env_id", "quiet", "preset", "config", "resume", "trust_code")
 
 
+def _config_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields typed on the command line (argparse leaves out the ones not given)."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
+
+
 def build_model(args: argparse.Namespace, config: Config | None = None) -> Any:
     """The model `a3c train ARGS` trains, every option validated; no process is started yet.
 
@@ -177,7 +182,7 @@ def new_run_config(args: argparse.Namespace) -> Config:
     preset = getattr(args, "preset", None)
     preset = preset if preset is not None else values.get("preset")
     values = {k: v for k, v in values.items() if k not in ("env_id", "preset")}
-    values.update({k: v for k, v in vars(args).items() if k not in _NOT_CONFIG})
+    values.update(_config_options(args))
     algo = values.setdefault("algo", "a3c")
     if algo not in ALGOS:
         raise ConfigError(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}")
@@ -191,7 +196,7 @@ def _resumed_model(args: argparse.Namespace) -> Any:
 
     if args.config is not None:
         raise ConfigError("--config and --resume: a resumed run keeps its checkpoint's config")
-    options = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and k != "algo"}
+    options = {k: v for k, v in _config_options(args).items() if k != "algo"}
     model = resume(args.resume, verbose=0 if args.quiet else 1, trust_code=args.trust_code, **options)
     cfg = model.config
     given_vs_stored = (("env id", args.env_id, cfg.env_id), ("algo", getattr(args, "algo", None), cfg.algo),
