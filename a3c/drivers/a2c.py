@@ -18,7 +18,7 @@ from a3c.core.optim import schedule_lr
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
 from a3c.drivers.base import Backend, Driver, ResumeState, RunPosition
-from a3c.drivers.processes import sigint_blocked
+from a3c.drivers.processes import keep_freed_memory, sigint_blocked
 from a3c.envs.make import make_training_envs
 from a3c.envs.state import capture, restore, sub_envs
 from a3c.errors import ConfigError
@@ -103,6 +103,7 @@ class A2CDriver(Driver):
         self.learner = ActorLearner(0, config, self.net, collector, self.backend, start_time)
         # The batch is small: one intra-op thread is faster than several and leaves cores to envs.
         torch.set_num_threads(1)
+        keep_freed_memory()
 
     def advance(self) -> list[LearnerReport]:
         assert self.learner is not None

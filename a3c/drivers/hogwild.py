@@ -33,7 +33,13 @@ from a3c.core.optim import schedule_lr
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
 from a3c.drivers.base import Backend, Driver, Event, learner_seed
-from a3c.drivers.processes import exit_with_trainer, let_go_of_the_forkserver, sigint_blocked, worker_context
+from a3c.drivers.processes import (
+    exit_with_trainer,
+    keep_freed_memory,
+    let_go_of_the_forkserver,
+    sigint_blocked,
+    worker_context,
+)
 from a3c.envs.make import make_training_envs
 from a3c.errors import NonFiniteError, WorkerError
 
@@ -147,6 +153,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     let_go_of_the_forkserver()
     exit_with_trainer(trainer_pid, parent)
     outbox = _Outbox(conn)
+    keep_freed_memory()
     torch.set_num_threads(1)
     seed = learner_seed(config, rank, incarnation, counters.start_steps)
     torch.manual_seed(seed)

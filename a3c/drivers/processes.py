@@ -110,6 +110,32 @@ def exit_with_trainer(trainer_pid: int, parent_pid: int) -> None:
                      daemon=True).start()
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+# The largest M_MMAP_THRESHOLD glibc takes on 64-bit systems (half its 64 MiB heap size).
+MMAP_THRESHOLD_MAX = 32 << 20
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the memory a learning step frees, for the next step to reuse.
+
+    A learning step allocates and frees tensors of megabytes: a batch of images as floats, the
+    convolutions' activations and their gradients. By default glibc gives each one fresh pages
+    from the OS (mmap, or a heap it trims back after each free), and every page is faulted in
+    again when the tensor is first written, which on Atari's learning pass cost more CPU than the
+    arithmetic around it (benchmarks/results/atari_loop_ab.md). Allocations up to 32 MiB now come
+    from the heap, which is never trimmed: the process keeps its peak heap, tens of megabytes.
+    A no-op where the C library is not glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+
+
 def _watch_trainer(pid: int, pidfd: int | None) -> None:
     if pidfd is not None:
         select.select([pidfd], [], [])  # readable once the process has exited

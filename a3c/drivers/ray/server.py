@@ -24,6 +24,7 @@ from a3c.core.messages import LearnerReport
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.normalization import moments_from_arrays
 from a3c.core.optim import make_optimizer, schedule_lr
+from a3c.drivers.processes import keep_freed_memory
 from a3c.errors import CheckpointError
 
 # A put into the object store costs the server a fixed time whatever the size, so publishing every
@@ -117,6 +118,7 @@ class ParameterServer:
         state are model_state and optimizer_state), whose counters and workers this one takes over;
         generation counts the servers of this run (0 for the first)."""
         torch.set_num_threads(1)
+        keep_freed_memory()
         self.config = config
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
         self.net.load_state_dict(model_state)
