@@ -27,6 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import commit, machine, report  # noqa: E402
 
+from a3c.drivers.processes import keep_freed_memory  # noqa: E402
+
 ENV_ID = "PongNoFrameskip-v4"
 
 
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a worker runs
+    keep_freed_memory()  # as every learning process does
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = []
     for torso in args.torsos:

@@ -31,11 +31,12 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
     if config.normalize_advantage:
         advantages = normalized(advantages)
     # One batched forward with autograd over all T*N steps, on the network's device (A2C may run it
-    # on a GPU; the rollout is always in CPU memory).
+    # on a GPU; the rollout is always in CPU memory); a conv torso's is replayed from the rollout's
+    # acting passes, which ran under the same weights.
     device = net.device
     logprobs, entropy, values = net.evaluate_actions(
         as_tensors(rollout.obs, device), torch.from_numpy(rollout.actions).to(device),
-        rollout.initial_state, torch.from_numpy(rollout.resets()).to(device))
+        rollout.initial_state, torch.from_numpy(rollout.resets()).to(device), rollout.trace)
     loss = actor_critic_loss(
         logprobs, entropy, values,
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),

@@ -37,6 +37,7 @@ from a3c.core.torsos import (
     Normalize,
     Observation,
     PartsTorso,
+    Trace,
     UserTorso,
     box_values,
     conv_takes,
@@ -413,42 +414,54 @@ class ActorCritic(nn.Module):
         """The state of one env of the batch, as a batch of one."""
         return self.core.select(state, index)
 
-    def forward(self, obs: Observation, state: State = None) -> tuple[Any, Tensor, State]:
-        """Distribution parameters, V(s) and the next state for a batch of observations."""
+    @property
+    def replays_torso(self) -> bool:
+        """Whether the learning pass can take the torso's features from the rollout's acting passes
+        (act's trace, evaluate_actions') instead of running it again: a built-in conv torso shared
+        by the policy and the value."""
+        return isinstance(self.torso, ConvTorso) and self.value_torso is None
+
+    def forward(self, obs: Observation, state: State = None, trace: Trace | None = None
+                ) -> tuple[Any, Tensor, State]:
+        """Distribution parameters, V(s) and the next state for a batch of observations; trace:
+        see act."""
         x = obs if self._normalize is None else self._normalize(obs)
-        h, state = self._core_step(self._policy_features(x), state)
+        features = self._policy_features(x) if trace is None else self.torso.forward(x, trace)
+        h, state = self._core_step(features, state)
         hv = h if self._value_features is None else self._value_features(x)
         if self._value_hidden is not None:
             hv = self._value_hidden(hv)
         return self._policy_params(h), F.linear(hv, *self._value_wb).squeeze(-1), state
 
-    def act(self, obs: Observation, state: State = None, deterministic: bool = False
-            ) -> tuple[Tensor, Tensor, State]:
+    def act(self, obs: Observation, state: State = None, deterministic: bool = False,
+            trace: Trace | None = None) -> tuple[Tensor, Tensor, State]:
         """Sample actions (unclipped for Box spaces), V(s) and the next state; call under no_grad.
 
         Actions: int64 [B] (discrete), float32 [B, dim] (box), int64 [B, dim] (multi_discrete),
         float32 0/1 [B, dim] (multi_binary); a3c.spaces.action_converter makes them the env's.
+        trace (only where replays_torso): a list the torso appends its layers' outputs to, one
+        entry per call, which evaluate_actions learns from while the weights are unchanged.
         """
-        params, value, state = self.forward(obs, state)
+        params, value, state = self.forward(obs, state, trace)
         return self.policy.sample(params, deterministic), value, state
 
     def value(self, obs: Observation, state: State = None) -> Tensor:
         return self.forward(obs, state)[1]
 
-    def evaluate_actions(self, obs: Observation, actions: Tensor, state: State, resets: Tensor
-                         ) -> tuple[Tensor, Tensor, Tensor]:
+    def evaluate_actions(self, obs: Observation, actions: Tensor, state: State, resets: Tensor,
+                         trace: Trace | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """log pi(a|s), H(pi(.|s)) and V(s) over a [T, N, ...] rollout, with autograd, for the loss.
 
         state is the one the rollout started from and resets[t] (bool [T, N]) marks where an
         episode ended at step t-1; a recurrent core reruns the T steps from them, a feed-forward
-        one needs neither. The torso runs once over all T*N observations. Results are flat [T*N],
-        time-major.
+        one needs neither. The torso runs once over all T*N observations, or, given the trace of
+        the T acting passes (act), is replayed from it. Results are flat [T*N], time-major.
         """
         T, N = resets.shape
         x = _time_flat(obs)
         if self._normalize is not None:
             x = self._normalize(x)
-        features = self._policy_features(x)
+        features = self._policy_features(x) if trace is None else self.torso.replay(x, trace)
         h = self.core.sequence(features.reshape(T, N, -1), state, resets)
         hv = h if self._value_features is None else self._value_features(x)
         if self._value_hidden is not None:

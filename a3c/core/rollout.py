@@ -12,7 +12,7 @@ import torch
 
 from a3c.core.messages import Episode
 from a3c.core.networks import ActorCritic, State, clone_state
-from a3c.core.torsos import Observation
+from a3c.core.torsos import Observation, Trace
 from a3c.spaces import action_converter, action_spec, batch_of_one, observation_parts, split_observation
 
 Observations = np.ndarray | dict[str, np.ndarray]  # [T, N, ...] or [N, ...]: one array, or one per part
@@ -50,6 +50,7 @@ class Rollout:
     truncated: np.ndarray
     episodes: list[Episode] = field(default_factory=list)
     initial_state: State = None  # the network's state before the first step (None: feed-forward)
+    trace: Trace | None = None  # the acting passes' torso outputs, where the network replays them
 
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
@@ -108,11 +109,12 @@ class RolloutCollector:
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
+        r.trace = [] if net.replays_torso else None
         to_net, to_numpy = _converters(net)
         if self.structured:
             to_net = functools.partial(_each_part, to_net)
         for t in range(len(r.rewards)):
-            actions, values, self.state = net.act(to_net(self.obs), self.state)
+            actions, values, self.state = net.act(to_net(self.obs), self.state, trace=r.trace)
             self._step(t, to_numpy(actions), to_numpy(values), net)
         r.next_values[-1] = to_numpy(net.value(to_net(self.obs), self.state))
         # Where an episode ended, the value of the state after it is not the next row's value.

@@ -30,6 +30,7 @@ from a3c.spaces import ObsPart
 
 Observation = Tensor | dict[str, Tensor]  # one part's batch, or each part's by path
 Normalize = Callable[[Tensor], Tensor]
+Trace = list[list[Tensor]]  # one entry per acting pass: each layer's output before its activation
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu,
@@ -129,20 +130,74 @@ class ConvTorso(nn.Module):
         self._convs = [(c.weight, c.bias, c.stride) for c in self.convs]
         self._hidden = (self.hidden.weight, self.hidden.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, trace: Trace | None = None) -> Tensor:
+        """Features of a batch of images; with trace (acting, without autograd), each layer's
+        output before its activation is appended to it, for `replay` to learn from."""
+        x = self._images(x, learning=torch.is_grad_enabled())
+        act = self.activation
+        outputs = []
+        for weight, bias, stride in self._convs:
+            z = F.conv2d(x, weight, bias, stride)
+            outputs.append(z)
+            x = act(z)
+        z = F.linear(x.flatten(1), *self._hidden)
+        if trace is not None:
+            outputs.append(z)
+            trace.append(outputs)
+        return act(z)
+
+    def replay(self, x: Tensor, trace: Trace) -> Tensor:
+        """The learning pass, with autograd, over the images x of the acting passes in trace (their
+        batches concatenated in order), without running the layers again.
+
+        Acting under the same weights has already computed every layer's output; the graph is
+        built from those, and each layer's backward is the one autograd would run. The gradients
+        are those of `forward`, but for float rounding, and the layers' forward pass is not paid
+        twice (benchmarks/results/atari_loop_ab.md).
+        """
+        x = self._images(x, learning=True)
+        act = self.activation
+        layers = [torch.cat(outputs) for outputs in zip(*trace, strict=True)]
+        for (weight, bias, stride), z in zip(self._convs, layers, strict=False):
+            if x.device.type == "cpu":
+                z = z.contiguous(memory_format=torch.channels_last)  # as forward's learning pass
+            x = act(_KnownOutput.apply(x, weight, bias, z, stride))
+        return act(_KnownOutput.apply(x.flatten(1), *self._hidden, layers[-1], None))
+
+    def _images(self, x: Tensor, learning: bool) -> Tensor:
+        """uint8 images [B, C, H, W] (or [B, H, W, C]) as floats in [0, 1] for the convolutions."""
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)  # a [C, H, W] view of [H, W, C] memory: channels-last already
-        elif torch.is_grad_enabled() and x.device.type == "cpu":
+        elif learning and x.device.type == "cpu":
             # The learning pass: on the CPU, oneDNN's weight gradients run about twice as fast on
             # channels-last images (benchmarks/results/atari_loop_ab.md); acting, without
             # autograd, is as fast or faster on the images as they come (batch 1 included).
             # Converted as bytes, a quarter of the copy.
             x = x.contiguous(memory_format=torch.channels_last)
-        x = x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x
-        act = self.activation
-        for weight, bias, stride in self._convs:
-            x = act(F.conv2d(x, weight, bias, stride))
-        return act(F.linear(x.flatten(1), *self._hidden))
+        return x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x
+
+
+class _KnownOutput(torch.autograd.Function):
+    """A convolution (stride given) or a linear layer (stride None) whose output is already known:
+    forward returns it, backward computes the gradients autograd would for the layer."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, output: Tensor,
+                stride: tuple[int, int] | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride = stride
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        needs_input = ctx.needs_input_grad[0]
+        if ctx.stride is None:
+            return (grad @ weight if needs_input else None), grad.t() @ x, grad.sum(0), None, None
+        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.shape[0]], list(ctx.stride), [0, 0], [1, 1], False, [0, 0], 1,
+            [needs_input, True, True])
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 # --- encoders: a part's observations as floats ---------------------------------------------------

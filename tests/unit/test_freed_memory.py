@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0
 
 # What an A3C worker's update does with the a3c-conv torso (8 envs, T=5): five acting forward
 # passes without autograd, then one learning pass over the 40 images, forward and backward.
-# Prints the page faults (minor: no disk) of 10 updates after 5 to warm up.
+# Prints the page faults (minor: no disk) of 20 updates after 5 to warm up.
 UPDATES = """
 import resource, sys, torch
 from a3c.core.torsos import ConvTorso
@@ -35,7 +35,7 @@ def update():
 for _ in range(5):
     update()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+for _ in range(20):
     update()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -48,6 +48,8 @@ def _page_faults(mode: str) -> int:
 
 def test_a_warmed_up_worker_updates_without_faulting_pages_in():
     # By default glibc hands some of the megabytes each update frees back to the OS, and they are
-    # faulted in again (thousands of 4 KiB pages in 10 updates); kept, the same pages serve every update.
-    assert _page_faults("default") > 1000
-    assert _page_faults("keep") < 50
+    # faulted in again: about a thousand 4 KiB pages an update. Kept, the same pages serve every
+    # update; the heap may still grow now and then to a new peak (a few hundred pages).
+    default, kept = _page_faults("default"), _page_faults("keep")
+    assert default > 20 * 500, default
+    assert kept < default / 10, (kept, default)
