@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import commit, machine, read_csv, run_train, start_time  # noqa: E402
+from common import commit, invocation, machine, read_csv, run_train, start_time  # noqa: E402
 
 from a3c import A3C  # noqa: E402
 from a3c.core.losses import actor_critic_loss  # noqa: E402
@@ -445,7 +445,7 @@ def main() -> None:
         """a's rate over b's: in wall time (this run), and from the CPU time a step costs."""
         return f"{a[0] / b[0]:.2f}x | {b[1] / a[1]:.2f}x"
 
-    command = "python benchmarks/atari_profile.py " + " ".join(sys.argv[1:])
+    command = invocation()
     lines = [
         f"# Where an A3C worker's agent step goes on Atari ({ENV_ID})",
         "",

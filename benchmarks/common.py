@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import signal
 import statistics
 import subprocess
@@ -33,6 +34,12 @@ def machine() -> str:
     load = os.getloadavg()[0]  # other work on the machine: rates measured beside it are lower
     return (f"{cores} cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}, "
             f"load average {load:.1f} at the end of the run")
+
+
+def invocation() -> str:
+    """This script's command line as it can be pasted back into a shell (options with spaces quoted)."""
+    script = Path(sys.argv[0]).resolve().relative_to(Path(__file__).resolve().parent.parent)
+    return shlex.join(["python", str(script), *sys.argv[1:]])
 
 
 def commit() -> str:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, median, read_csv, run_train, start_time
+from common import invocation, machine, median, read_csv, run_train, start_time
 
 
 def commit() -> str:
@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    command = "python benchmarks/ray_scaling.py " + " ".join(sys.argv[1:])
+    command = invocation()
     started = time.strftime("%Y-%m-%d %H:%M")
     floors = []
     for _ in range(args.repeats):

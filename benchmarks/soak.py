@@ -36,7 +36,7 @@ from multiprocessing import active_children
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import commit, machine  # noqa: E402
+from common import commit, invocation, machine  # noqa: E402
 
 from a3c import A3C  # noqa: E402
 from a3c.run.checkpoint import load_checkpoint  # noqa: E402
@@ -158,7 +158,7 @@ def main() -> int:
                                last - first < allowed,
                                f"{first:.1f} -> {last:.1f} MiB ({last - first:+.1f}, allowed {allowed:.1f})"))
 
-    command = "python benchmarks/soak.py " + " ".join(sys.argv[1:])
+    command = invocation()
     lines = [
         "# Soak: many A3C workers for a long time",
         "",

@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import commit, machine, median, report, run_train, steady_rate
+from common import commit, invocation, machine, median, report, run_train, steady_rate
 
 
 def workers_sweep(args: argparse.Namespace) -> list[str]:
@@ -82,7 +81,7 @@ def with_references(args: argparse.Namespace) -> list[str]:
         print(repeat, {k: v[-1] for k, v in runs.items()}, flush=True)
     rate = {k: median([r for r, _ in v]) for k, v in runs.items()}
     cpu = {k: median([c for _, c in v]) for k, v in runs.items()}
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    command = invocation()
     if args.out:  # the figures, for benchmarks/readme_table.py
         args.out.with_suffix(".json").write_text(json.dumps(
             {"command": command, "date": started, "commit": commit(), "machine": machine(),
