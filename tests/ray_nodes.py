@@ -12,7 +12,8 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
 
@@ -88,3 +89,12 @@ def _descendants(root: int) -> list[int]:
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
+
+
+def after(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Wait until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(0.05)

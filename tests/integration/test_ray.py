@@ -16,7 +16,7 @@ import pytest
 from a3c import A3C, WorkerError
 from a3c.drivers.base import learner_seed
 from a3c.run.checkpoint import load_checkpoint
-from tests.ray_nodes import short_tempdir
+from tests.ray_nodes import after, short_tempdir
 
 
 def rows(path):
@@ -58,31 +58,6 @@ def test_starting_ray_leaves_sigterm_to_the_run(cluster):
     # ray.init makes SIGTERM exit at once; a run's SIGTERM must stop it cleanly, with a checkpoint.
     before, after_start = SIGTERM_HANDLERS
     assert after_start is before
-
-
-@pytest.fixture
-def drivers(monkeypatch):
-    """The RayDrivers started during a test, to reach their actors from the outside."""
-    from a3c.drivers.ray.driver import RayDriver
-
-    started = []
-    start = RayDriver.start
-
-    def recording_start(self, config, start_time):
-        started.append(self)
-        start(self, config, start_time)
-
-    monkeypatch.setattr(RayDriver, "start", recording_start)
-    return started
-
-
-def after(condition, timeout=120.0):
-    """Wait until condition() holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.05)
 
 
 @pytest.mark.slow

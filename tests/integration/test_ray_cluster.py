@@ -10,13 +10,12 @@ test that kills a node runs last: the cluster has one worker node left after it.
 import csv
 import json
 import threading
-import time
 
 import pytest
 
 from a3c import A3C
 from a3c.run.checkpoint import load_checkpoint
-from tests.ray_nodes import kill_node, listening_addresses, short_tempdir
+from tests.ray_nodes import after, kill_node, listening_addresses, short_tempdir
 
 OBJECT_STORE = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
 FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 200,
@@ -26,14 +25,6 @@ FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms":
 def rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def after(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +49,6 @@ def nodes():
         finally:
             ray.shutdown()
             cluster.shutdown()
-
-
-@pytest.fixture
-def drivers(monkeypatch):
-    """The RayDrivers started during a test, to reach their actors from the outside."""
-    from a3c.drivers.ray.driver import RayDriver
-
-    started = []
-    start = RayDriver.start
-
-    def recording_start(self, config, start_time):
-        started.append(self)
-        start(self, config, start_time)
-
-    monkeypatch.setattr(RayDriver, "start", recording_start)
-    return started
 
 
 def test_every_node_reports_and_listens_on_loopback_only(nodes):
