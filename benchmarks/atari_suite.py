@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import commit, machine, read_csv
+from common import commit, invocation, machine, read_csv
 
 from a3c.errors import CheckpointError
 from a3c.run.checkpoint import latest_checkpoint
@@ -178,7 +178,7 @@ def main() -> None:
             break
     lines = [f"# The default command on Atari at {args.total_steps:,} agent steps, "
              f"{time.strftime('%Y-%m-%d')}", "",
-             f"- command: `python benchmarks/atari_suite.py {' '.join(sys.argv[1:])}` (called again "
+             f"- command: `{invocation()}` (called again "
              "until every game is done; each call continues where the last stopped)",
              f"- commit: {commit()}; machine: {machine()}", "",
              *table(args.out, games, args.total_steps)]
