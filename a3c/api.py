@@ -47,7 +47,7 @@ RESUME_OPTIONS = (
 NETWORK_OPTIONS = (
     "hidden_sizes", "activation", "shared_torso", "torso", "torso_kwargs", "conv_hidden", "conv_activation",
     "core", "core_size", "policy_sizes", "value_sizes", "head_activation", "obs_norm", "use_sde",
-    "log_std_init", "reward_norm",
+    "log_std_init", "reward_norm", "conv_precision",
 )
 
 

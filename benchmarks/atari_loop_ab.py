@@ -3,6 +3,7 @@
     git archive REV a3c | tar -x -C /tmp/before && mv /tmp/before/a3c /tmp/before/a3c_base
     grep -rl 'a3c' /tmp/before/a3c_base | xargs sed -i -E 's/(from|import) a3c(\\.| )/\\1 a3c_base\\2/g'
     PYTHONPATH=/tmp/before:. python benchmarks/atari_loop_ab.py --blocks 16 --updates 10
+    PYTHONPATH=/tmp/before:. python benchmarks/atari_loop_ab.py --conv-precision bfloat16   # REV=HEAD
 
 Each side is a worker as drivers/hogwild.py builds one (the global network in shared memory, its
 shared optimizer, a local network, 8 PongNoFrameskip-v4 games in ale-py's AtariVectorEnv, T=5,
@@ -32,12 +33,12 @@ from a3c.drivers.processes import keep_freed_memory  # noqa: E402
 ENV_ID = "PongNoFrameskip-v4"
 
 
-def worker(package: str, torso: str, weights: dict[str, torch.Tensor] | None) -> Any:
-    """An ActorLearner of `package` (a3c or a3c_base) on the atari preset, and its envs."""
+def worker(package: str, torso: str, weights: dict[str, torch.Tensor] | None, **options: Any) -> Any:
+    """An ActorLearner of `package` (a3c or a3c_base) on the atari preset and options, and its envs."""
     def module(name: str) -> ModuleType:
         return importlib.import_module(f"{package}.{name}")
 
-    model = module("api").A3C(ENV_ID, torso=torso, workers=1, seed=0, verbose=0)
+    model = module("api").A3C(ENV_ID, torso=torso, workers=1, seed=0, verbose=0, **options)
     if weights is not None:
         model.policy.load_state_dict(weights)
     config = model.config
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=16, help="blocks per side")
     parser.add_argument("--updates", type=int, default=10, help="updates per block")
     parser.add_argument("--warmup", type=int, default=10, help="updates per side before measuring")
+    parser.add_argument("--conv-precision", default=None,
+                        help="this checkout's side only: its conv_precision (the other side's default)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as a worker runs
@@ -73,7 +76,8 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = []
     for torso in args.torsos:
-        new, new_learner, steps = worker("a3c", torso, None)
+        options = {} if args.conv_precision is None else {"conv_precision": args.conv_precision}
+        new, new_learner, steps = worker("a3c", torso, None, **options)
         _, old_learner, _ = worker("a3c_base", torso, new.policy.state_dict())
         learners = {"before": old_learner, "after": new_learner}
         times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
@@ -93,7 +97,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     base = importlib.import_module("a3c_base").__file__
     lines = [
-        f"Worker loop on {ENV_ID}, before ({base}) / after (this checkout, {commit()}), "
+        f"Worker loop on {ENV_ID}, before ({base}) / after (this checkout, {commit()}"
+        f"{'' if args.conv_precision is None else ', conv_precision ' + args.conv_precision}), "
         f"{args.blocks} blocks of {args.updates} updates per side, interleaved; {started}",
         f"machine: {machine()}", "",
         "| torso | CPU us per agent step, before | after | speed-up (median of paired blocks) | "

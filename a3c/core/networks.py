@@ -33,6 +33,7 @@ from a3c.core.normalization import ObsNormalizer, ReturnNormalizer
 from a3c.core.torsos import (
     CONV_LAYERS,
     MLP,
+    PRECISIONS,
     ConvTorso,
     Normalize,
     Observation,
@@ -80,6 +81,7 @@ class NetworkSpec:
     head_activation: str = "tanh"
     torso_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)  # a user's torso's
     reward_norm: bool = False  # rewards scaled by the running std of the discounted return
+    conv_precision: str = "float32"  # what conv torsos compute in: float32 | bfloat16
 
     def __post_init__(self) -> None:
         """Fill obs_parts for a spec of formats 1 and 2, and check what a network is built from."""
@@ -100,6 +102,8 @@ class NetworkSpec:
         for name in ("activation", "conv_activation", "head_activation"):
             if getattr(self, name) not in ACTIVATIONS:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}")
+        if self.conv_precision not in PRECISIONS:
+            raise ValueError(f"unknown conv_precision {self.conv_precision!r}")
 
     @property
     def user_torso(self) -> bool:
@@ -217,11 +221,11 @@ def make_torso(spec: NetworkSpec, normalize: Normalize | None, trust_code: bool)
         return UserTorso(cls, dict(spec.torso_kwargs), parts, spec.torso, normalize)
     if len(parts) == 1 and conv_takes(parts[0], spec.torso):
         return ConvTorso(parts[0].shape, spec.torso, spec.conv_hidden, spec.conv_activation,
-                         parts[0].channels_last)
+                         parts[0].channels_last, spec.conv_precision)
     if _fast_vector(spec):
         return MLP(parts[0].size, spec.hidden_sizes, spec.activation)
     return PartsTorso(parts, spec.torso, spec.hidden_sizes, spec.activation, spec.conv_hidden,
-                      spec.conv_activation, normalize)
+                      spec.conv_activation, normalize, spec.conv_precision)
 
 
 # --- cores ----------------------------------------------------------------------------------------

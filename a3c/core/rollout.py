@@ -109,7 +109,7 @@ class RolloutCollector:
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
-        r.trace = [] if net.replays_torso else None
+        r.trace = Trace() if net.replays_torso else None
         to_net, to_numpy = _converters(net)
         if self.structured:
             to_net = functools.partial(_each_part, to_net)

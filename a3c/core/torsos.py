@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +31,6 @@ from a3c.spaces import ObsPart
 
 Observation = Tensor | dict[str, Tensor]  # one part's batch, or each part's by path
 Normalize = Callable[[Tensor], Tensor]
-Trace = list[list[Tensor]]  # one entry per acting pass: each layer's output before its activation
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "elu": F.elu, "gelu": F.gelu, "silu": F.silu,
@@ -102,11 +102,13 @@ class ConvTorso(nn.Module):
 
     Observations stay uint8 in rollouts (a quarter of the memory of float32) until this forward
     scales them to [0, 1]; images given [H, W, C] are transposed here, once per batch, and the
-    learning pass runs its convolutions channels-last.
+    learning pass runs its convolutions channels-last. With precision bfloat16 the layers compute
+    in bfloat16 from a cast of the float32 weights (made once per rollout, see Trace), their
+    gradients come back float32 to the parameters, and the features leave as float32 for the heads.
     """
 
     def __init__(self, obs_shape: tuple[int, ...], kind: str, hidden: int = 0, activation: str = "relu",
-                 channels_last: bool = False):
+                 channels_last: bool = False, precision: str = "float32"):
         super().__init__()
         layers, default_hidden = CONV_LAYERS[kind]
         part = ObsPart("", "image", tuple(obs_shape), "uint8", channels_last=channels_last)
@@ -125,26 +127,28 @@ class ConvTorso(nn.Module):
         self.out_dim = hidden or default_hidden
         self.channels_last = channels_last
         self.activation = ACTIVATIONS[activation]
+        self.dtype = PRECISIONS[precision]
         for layer in (*self.convs, self.hidden):
             _orthogonal(layer, math.sqrt(2))
-        self._convs = [(c.weight, c.bias, c.stride) for c in self.convs]
-        self._hidden = (self.hidden.weight, self.hidden.bias)
+        self._strides = [c.stride for c in self.convs] + [None]  # None: the hidden (linear) layer
 
     def forward(self, x: Tensor, trace: Trace | None = None) -> Tensor:
         """Features of a batch of images; with trace (acting, without autograd), each layer's
         output before its activation is appended to it, for `replay` to learn from."""
-        x = self._images(x, learning=torch.is_grad_enabled())
+        learning = torch.is_grad_enabled()
+        layers = self._layers(x, learning, trace)
+        x = self._images(x, learning)
         act = self.activation
         outputs = []
-        for weight, bias, stride in self._convs:
-            z = F.conv2d(x, weight, bias, stride)
+        for layer in layers[:-1]:
+            z = F.conv2d(x, layer.weight, layer.bias, layer.stride)
             outputs.append(z)
             x = act(z)
-        z = F.linear(x.flatten(1), *self._hidden)
+        z = F.linear(x.flatten(1), layers[-1].weight, layers[-1].bias)
         if trace is not None:
             outputs.append(z)
-            trace.append(outputs)
-        return act(z)
+            trace.passes.append(outputs)
+        return act(z).float()
 
     def replay(self, x: Tensor, trace: Trace) -> Tensor:
         """The learning pass, with autograd, over the images x of the acting passes in trace (their
@@ -155,17 +159,43 @@ class ConvTorso(nn.Module):
         are those of `forward`, but for float rounding, and the layers' forward pass is not paid
         twice (benchmarks/results/atari_loop_ab.md).
         """
+        layers = self._layers(x, False, trace)  # the acting passes' own
         x = self._images(x, learning=True)
         act = self.activation
-        layers = [torch.cat(outputs) for outputs in zip(*trace, strict=True)]
-        for (weight, bias, stride), z in zip(self._convs, layers, strict=False):
-            if x.device.type == "cpu":
+        outputs = [torch.cat(outputs) for outputs in zip(*trace.passes, strict=True)]
+        for layer, z in zip(layers, outputs, strict=True):
+            if layer.stride is None:
+                x = x.flatten(1)
+            elif x.device.type == "cpu":
                 z = z.contiguous(memory_format=torch.channels_last)  # as forward's learning pass
-            x = act(_KnownOutput.apply(x, weight, bias, z, stride))
-        return act(_KnownOutput.apply(x.flatten(1), *self._hidden, layers[-1], None))
+            x = act(_KnownOutput.apply(x, layer.param_weight, layer.param_bias, z, layer))
+        return x.float()
+
+    def _layers(self, x: Tensor, differentiable: bool, trace: Trace | None) -> list[_Layer]:
+        """Each layer's weights as it computes with them: the parameters themselves in float32; in
+        bfloat16 a cast, the first layer's weights scaled by 1/255 for uint8 images (so that the
+        pixels need no pass of their own), made once per trace (a rollout's acting passes and its
+        replay), or with autograd for a learning pass that is not replayed."""
+        params = [(c.weight, c.bias) for c in self.convs] + [(self.hidden.weight, self.hidden.bias)]
+        if self.dtype == torch.float32:
+            return [_Layer(w, b, stride, w, b, 1.0)
+                    for (w, b), stride in zip(params, self._strides, strict=True)]
+        if trace is not None and trace.layers is not None:
+            return trace.layers
+        with torch.set_grad_enabled(differentiable):
+            layers = self._cast_layers(params, 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0)
+        if trace is not None:
+            trace.layers = layers
+        return layers
+
+    def _cast_layers(self, params: list[tuple[Tensor, Tensor]], scale: float) -> list[_Layer]:
+        scales = [scale] + [1.0] * (len(params) - 1)
+        return [_Layer((w * s).to(self.dtype), b.to(self.dtype), stride, w, b, s)
+                for (w, b), stride, s in zip(params, self._strides, scales, strict=True)]
 
     def _images(self, x: Tensor, learning: bool) -> Tensor:
-        """uint8 images [B, C, H, W] (or [B, H, W, C]) as floats in [0, 1] for the convolutions."""
+        """uint8 images [B, C, H, W] (or [B, H, W, C]) as the layers take them: floats in [0, 1],
+        or in bfloat16 the bytes' values (the first layer's weights scaled instead)."""
         if self.channels_last:
             x = x.permute(0, 3, 1, 2)  # a [C, H, W] view of [H, W, C] memory: channels-last already
         elif learning and x.device.type == "cpu":
@@ -174,30 +204,66 @@ class ConvTorso(nn.Module):
             # autograd, is as fast or faster on the images as they come (batch 1 included).
             # Converted as bytes, a quarter of the copy.
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype != torch.float32:
+            return x.to(self.dtype)
         return x.float() * (1.0 / 255.0) if x.dtype == torch.uint8 else x
 
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class _Layer(NamedTuple):
+    """A conv torso's layer as it computes: weight and bias in the torso's precision, the stride
+    (None for the hidden, linear layer), the float32 parameters they come from, and the scale
+    the weight was multiplied by on the way."""
+
+    weight: Tensor
+    bias: Tensor
+    stride: tuple[int, int] | None
+    param_weight: Tensor
+    param_bias: Tensor
+    scale: float
+
+
+@dataclass
+class Trace:
+    """One rollout's acting passes through a conv torso, whose weights do not change until its
+    learning pass replays them: each pass's layer outputs before their activations, and the
+    weights as the torso computed with them (bfloat16: cast once for the whole rollout)."""
+
+    passes: list[list[Tensor]] = field(default_factory=list)
+    layers: list[_Layer] | None = None
+
+    def __len__(self) -> int:
+        return len(self.passes)
+
+
 class _KnownOutput(torch.autograd.Function):
-    """A convolution (stride given) or a linear layer (stride None) whose output is already known:
-    forward returns it, backward computes the gradients autograd would for the layer."""
+    """A layer whose output is already known: forward returns it, backward computes the gradients
+    autograd would for the layer (a convolution, or linear where the stride is None), computed
+    with the weights the layer used and returned for the parameters they were cast from."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, output: Tensor,
-                stride: tuple[int, int] | None) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.stride = stride
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, output: Tensor, layer: _Layer) -> Tensor:
+        ctx.save_for_backward(x, layer.weight)
+        ctx.layer = layer
         return output
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        needs_input = ctx.needs_input_grad[0]
-        if ctx.stride is None:
-            return (grad @ weight if needs_input else None), grad.t() @ x, grad.sum(0), None, None
-        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad, x, weight, [weight.shape[0]], list(ctx.stride), [0, 0], [1, 1], False, [0, 0], 1,
-            [needs_input, True, True])
-        return grad_x, grad_weight, grad_bias, None, None
+        layer, needs_input = ctx.layer, ctx.needs_input_grad[0]
+        if layer.stride is None:
+            grad_x = grad @ weight if needs_input else None
+            grad_weight, grad_bias = grad.t() @ x, grad.sum(0)
+        else:
+            grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]], list(layer.stride), [0, 0], [1, 1], False, [0, 0], 1,
+                [needs_input, True, True])
+        if layer.scale != 1.0:
+            grad_weight = grad_weight * layer.scale
+        return (grad_x, grad_weight.to(layer.param_weight.dtype), grad_bias.to(layer.param_bias.dtype),
+                None, None)
 
 
 # --- encoders: a part's observations as floats ---------------------------------------------------
@@ -310,7 +376,8 @@ class PartsTorso(nn.Module):
     """One conv torso per image part the conv torso takes; every other part into one MLP."""
 
     def __init__(self, parts: tuple[ObsPart, ...], conv: str, hidden_sizes: tuple[int, ...],
-                 activation: str, conv_hidden: int, conv_activation: str, normalize: Normalize | None):
+                 activation: str, conv_hidden: int, conv_activation: str, normalize: Normalize | None,
+                 conv_precision: str = "float32"):
         super().__init__()
         self.images = nn.ModuleList()
         self._image_keys = []
@@ -318,7 +385,7 @@ class PartsTorso(nn.Module):
         for part in parts:
             if conv_takes(part, conv):
                 self.images.append(ConvTorso(part.shape, conv, conv_hidden, conv_activation,
-                                             part.channels_last))
+                                             part.channels_last, conv_precision))
                 self._image_keys.append(part.key)
             else:
                 rest.append(part)

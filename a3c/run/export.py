@@ -11,6 +11,7 @@ action space's dtype and shape. docs/export.md shows how to run both kinds of fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -137,8 +138,10 @@ def export_policy(net: ActorCritic, action_space: gym.Space, path: str | os.Path
 
 
 def _frozen_copy(net: ActorCritic) -> ActorCritic:
-    """A copy on the CPU whose parameters need no gradient: the file's outputs then need none either."""
-    copy = net.replica()
+    """A copy on the CPU whose parameters need no gradient (the file's outputs then need none
+    either), computing in float32 whatever precision training used: the weights are float32, and
+    an exported policy runs wherever its runtime does, bfloat16 kernels or not."""
+    copy = ActorCritic(dataclasses.replace(net.spec, conv_precision="float32"), trust_code=True)
     copy.load_state_dict({k: v.detach().cpu() for k, v in net.state_dict().items()})
     return copy.requires_grad_(False)
 

@@ -109,6 +109,22 @@ def same(actions: np.ndarray, expected: np.ndarray) -> None:
         np.testing.assert_array_equal(actions, expected)
 
 
+def test_a_policy_trained_in_bfloat16_is_exported_computing_in_float32(tmp_path):
+    env_id = "tests.toy_envs:ToyImageObsLast-v0"
+    model = widened(A2C(env_id, seed=0, verbose=0, conv_precision="bfloat16"))
+    exact = A2C(env_id, seed=0, verbose=0)  # the same weights, computing in float32
+    exact.policy.load_state_dict(model.policy.state_dict())
+    observations = recorded(env_id)
+    expected = np.stack([np.asarray(exact.predict(o, deterministic=True)[0]) for o in observations])
+    inputs = batch_of(observations, model)
+    session, meta = run_onnx(model.export(tmp_path / "policy.onnx", "onnx"), inputs)
+    (actions,) = session.run(["action"], dict(zip(meta["inputs"], inputs, strict=True)))
+    same(actions, expected)
+    script = torch.jit.load(str(model.export(tmp_path / "policy.pt", "torchscript")))
+    same(script(*(torch.from_numpy(x) for x in inputs)).numpy(), expected)
+    assert model.policy.torso.dtype == torch.bfloat16  # the model itself goes on training as it did
+
+
 def test_a_recurrent_policy_takes_its_state_in_and_gives_the_next_out(tmp_path):
     env_id = "a3c/CueMemory-v0"
     model = widened(A2C(env_id, seed=0, verbose=0, core="lstm", core_size=16, hidden_sizes=(16,),

@@ -34,6 +34,7 @@ def test_defaults_are_valid():
     ("seed", -1), ("hidden_sizes", (64, MAX_WIDTH + 1)), ("policy_sizes", (2**31 - 1,)),
     ("value_sizes", (0,)), ("conv_hidden", MAX_WIDTH + 1), ("core_size", MAX_WIDTH + 1),
     ("workers", 2**32), ("workers", MAX_WORKERS + 1), ("n_envs", MAX_ENVS + 1),
+    ("conv_precision", "float16"),
 ])
 def test_bad_values_name_their_field(name, value):
     with pytest.raises(ConfigError, match=name):
