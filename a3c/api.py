@@ -254,7 +254,7 @@ class ActorCriticAlgorithm:
         n = len(next(iter(batch.values())) if isinstance(batch, dict) else batch)
         with torch.no_grad():
             if not deterministic:
-                self.policy.new_rollout(n)  # gSDE: each call draws its own noise
+                self.policy.resample_noise(n)  # gSDE: each call draws its own noise
             if state is None:
                 state = self.policy.initial_state(n)
             elif episode_start is not None:

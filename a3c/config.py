@@ -224,6 +224,10 @@ class Config:
         "state, drawn once per rollout, instead of independent noise at every step", default=False)
     log_std_init: float = _opt("use_sde: initial log standard deviation of the noise weights",
                                default=-2.0)
+    sde_sample_freq: int = _opt(
+        "use_sde: env steps between fresh draws of the noise, carried across rollouts, as "
+        "Stable-Baselines3's sde_sample_freq (0: a fresh draw at the start of every rollout)",
+        default=0)
     # --- evaluation, checkpoints, logging ---
     eval_interval: int = _opt(
         "evaluate the global network every this many env steps (0: never)", default=25_000)
@@ -342,6 +346,9 @@ class Config:
                  f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(ACTIVATIONS)}")
         need(self.conv_precision in CONV_PRECISIONS,
              f"unknown conv_precision {self.conv_precision!r}; choose from {', '.join(CONV_PRECISIONS)}")
+        need(self.sde_sample_freq >= 0, f"sde_sample_freq must be >= 0, got {self.sde_sample_freq}")
+        need(self.sde_sample_freq == 0 or self.use_sde,
+             "sde_sample_freq sets how often state-dependent exploration draws its noise: set use_sde true")
         need(self.core in CORES, f"unknown core {self.core!r}; choose from {', '.join(CORES)}")
         need(0 < self.core_size <= MAX_WIDTH,
              f"core_size must be in [1, {MAX_WIDTH}], got {self.core_size}")

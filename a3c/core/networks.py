@@ -401,8 +401,8 @@ class ActorCritic(nn.Module):
         """parameters() as a list, built once: the hot path would otherwise walk the modules."""
         return list(self.parameters())
 
-    def new_rollout(self, batch: int) -> None:
-        """A rollout over batch envs begins: state-dependent exploration draws its noise anew."""
+    def resample_noise(self, batch: int) -> None:
+        """State-dependent exploration draws its noise anew for batch envs (a no-op otherwise)."""
         if self.spec.use_sde:
             self.policy.resample(batch)
 

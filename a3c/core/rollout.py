@@ -87,8 +87,10 @@ class RolloutCollector:
     before the next episode's first step.
     """
 
-    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, seed: int):
+    def __init__(self, envs: gym.vector.VectorEnv, n_steps: int, seed: int, sde_sample_freq: int = 0):
         self.envs = envs
+        self.sde_sample_freq = sde_sample_freq  # 0: fresh exploration noise at each rollout's start
+        self.steps_to_noise = 0  # sde_sample_freq > 0: steps left before the next fresh draw
         self.rollout = Rollout.empty(n_steps, envs)
         self._final_values = np.zeros_like(self.rollout.values)  # V(final obs) where an episode ended
         self.parts = observation_parts(envs.single_observation_space)
@@ -105,7 +107,8 @@ class RolloutCollector:
     def collect(self, net: ActorCritic) -> Rollout:
         r = self.rollout
         r.episodes = []
-        net.new_rollout(self.envs.num_envs)
+        if not self.sde_sample_freq:
+            net.resample_noise(self.envs.num_envs)
         if self.state is None:  # the first rollout (a feed-forward network's state stays None)
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
@@ -114,6 +117,8 @@ class RolloutCollector:
         if self.structured:
             to_net = functools.partial(_each_part, to_net)
         for t in range(len(r.rewards)):
+            if self.sde_sample_freq:
+                self._count_noise_step(net)
             actions, values, self.state = net.act(to_net(self.obs), self.state, trace=r.trace)
             self._step(t, to_numpy(actions), to_numpy(values), net)
         r.next_values[-1] = to_numpy(net.value(to_net(self.obs), self.state))
@@ -125,6 +130,13 @@ class RolloutCollector:
         if ends[-1].any():
             r.next_values[-1, ends[-1]] = self._final_values[-1, ends[-1]]
         return r
+
+    def _count_noise_step(self, net: ActorCritic) -> None:
+        """Draw fresh noise every sde_sample_freq steps, whether or not a rollout ends between."""
+        if self.steps_to_noise == 0:
+            net.resample_noise(self.envs.num_envs)
+            self.steps_to_noise = self.sde_sample_freq
+        self.steps_to_noise -= 1
 
     def update_statistics(self, net: ActorCritic, gamma: float) -> None:
         """Merge the last rollout's observations (and, with reward_norm, its returns discounted by

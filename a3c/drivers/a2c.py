@@ -95,7 +95,8 @@ class A2CDriver(Driver):
         torch.manual_seed(seed)
         with sigint_blocked():  # async envs' subprocesses leave Ctrl-C to us
             self.envs = make_training_envs(config, seed)
-        collector = RolloutCollector(self.envs, config.n_steps, seed=seed)
+        collector = RolloutCollector(self.envs, config.n_steps, seed=seed,
+                                     sde_sample_freq=config.sde_sample_freq)
         if self.restores_exactly:
             assert self.position is not None and self.position.learner is not None
             restore(self.envs, self.position.learner, collector, self.position.source)

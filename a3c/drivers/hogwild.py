@@ -162,7 +162,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     learner: ActorLearner | None = None
     try:
         env = make_training_envs(config, seed)
-        collector = RolloutCollector(env, config.n_steps, seed=seed)
+        collector = RolloutCollector(env, config.n_steps, seed=seed, sde_sample_freq=config.sde_sample_freq)
         net = global_net.replica()
         net.share_statistics(global_net)  # obs_norm and reward_norm statistics, if on: one shared copy
         backend = HogwildBackend(rank, config, global_net, optimizer, counters, stop_flag)

@@ -83,7 +83,7 @@ def _episodes(net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool
         total, length, done = 0.0, 0, False
         state = net.initial_state(1)
         if not deterministic:
-            net.new_rollout(1)  # state-dependent exploration: fresh noise for each episode
+            net.resample_noise(1)  # state-dependent exploration: fresh noise for each episode
         while not done:
             obs_t, _ = net.observation_batch(obs)
             action, _, state = net.act(obs_t, state, deterministic)

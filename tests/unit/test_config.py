@@ -34,11 +34,17 @@ def test_defaults_are_valid():
     ("seed", -1), ("hidden_sizes", (64, MAX_WIDTH + 1)), ("policy_sizes", (2**31 - 1,)),
     ("value_sizes", (0,)), ("conv_hidden", MAX_WIDTH + 1), ("core_size", MAX_WIDTH + 1),
     ("workers", 2**32), ("workers", MAX_WORKERS + 1), ("n_envs", MAX_ENVS + 1),
-    ("conv_precision", "float16"),
+    ("conv_precision", "float16"), ("sde_sample_freq", -1),
 ])
 def test_bad_values_name_their_field(name, value):
     with pytest.raises(ConfigError, match=name):
         valid(**{name: value})
+
+
+def test_an_sde_sample_freq_without_state_dependent_noise_says_to_set_use_sde():
+    with pytest.raises(ConfigError, match="set use_sde true"):
+        valid(sde_sample_freq=16)
+    assert valid(sde_sample_freq=16, use_sde=True).sde_sample_freq == 16
 
 
 @pytest.mark.parametrize("name, value", [

@@ -158,13 +158,13 @@ def test_sde_variance_is_the_squared_latent_times_sigma_squared_by_hand():
 def test_sde_noise_is_a_function_of_the_state_until_the_next_rollout():
     net = sde_net()
     obs = torch.randn(4, 5)
-    net.new_rollout(4)
+    net.resample_noise(4)
     with torch.no_grad():
         first, _, _ = net.act(obs)
         again, _, _ = net.act(obs)
         (mean, _), _, _ = net(obs)
         greedy, _, _ = net.act(obs, deterministic=True)
-        net.new_rollout(4)
+        net.resample_noise(4)
         next_rollout, _, _ = net.act(obs)
     torch.testing.assert_close(first, again)  # the same state, the same push, within a rollout
     torch.testing.assert_close(greedy, mean)
@@ -174,7 +174,7 @@ def test_sde_noise_is_a_function_of_the_state_until_the_next_rollout():
 def test_sde_actions_follow_the_gaussian_their_log_probability_assumes():
     net = sde_net(log_std_init=-0.5)
     obs = torch.randn(1, 5).expand(20_000, 5)  # one state, a fresh noise matrix per row
-    net.new_rollout(20_000)
+    net.resample_noise(20_000)
     with torch.no_grad():
         actions, _, _ = net.act(obs)
         (mean, latent), _, _ = net(obs[:1])

@@ -140,3 +140,20 @@ def test_acting_and_learning_see_the_same_observation_statistics():
         count = float(net.normalizer.count)
         collector.update_statistics(net, 0.99)
         assert float(net.normalizer.count) == count + 16  # and then the statistics move on
+
+
+@pytest.mark.parametrize("every, fresh_rollouts", [(0, [True, True, True]), (12, [True, False, True])])
+def test_sde_noise_is_drawn_every_sde_sample_freq_steps_across_rollouts(every, fresh_rollouts):
+    # 5-step rollouts: with sde_sample_freq 12 the draws fall at steps 0 and 12, so the second
+    # rollout (steps 5-9) keeps the first one's noise and the third (steps 10-14) has a new one;
+    # with 0, every rollout draws its own.
+    envs = SingleEnv(make_env("Pendulum-v1"))
+    net = ActorCritic(NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
+                                              use_sde=True))
+    collector = RolloutCollector(envs, 5, seed=0, sde_sample_freq=every)
+    seen = []
+    for fresh in fresh_rollouts:
+        collector.collect(net)
+        noise = net.policy.noise.clone()
+        assert (not seen or not torch.equal(noise, seen[-1])) == fresh
+        seen.append(noise)

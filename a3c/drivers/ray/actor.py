@@ -219,7 +219,8 @@ class WorkerActor:
         torch.manual_seed(seed)
         np.random.seed(seed)
         self.env = make_training_envs(config, seed)
-        self.collector = RolloutCollector(self.env, config.n_steps, seed=seed)
+        self.collector = RolloutCollector(self.env, config.n_steps, seed=seed,
+                                          sde_sample_freq=config.sde_sample_freq)
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
         self.backend = RayBackend(rank, config, server_base, server, joined, self.net.normalizers())
         self._last_report: ray.ObjectRef | None = None
