@@ -10,6 +10,7 @@ test that kills a node runs last: the cluster has one worker node left after it.
 import csv
 import json
 import threading
+import time
 
 import pytest
 
@@ -146,7 +147,7 @@ def test_a_lost_node_s_worker_is_started_again_on_a_node_left_and_the_run_reache
         after(lambda: drivers and drivers[0].worker_nodes)
         node_id = drivers[0].worker_nodes[0]
         [node] = [n for n in nodes.worker_nodes if n.node_id == node_id]
-        killed.update(node=node_id, steps=drivers[0].steps(), pids=kill_node(node))
+        killed.update(node=node_id, steps=drivers[0].steps(), pids=kill_node(node), time=time.time())
 
     threading.Thread(target=kill_the_worker_s_node, daemon=True).start()
     model = A3C("tests.toy_envs:ToyIdentity-v0", backend="ray", ray_address=nodes.address, workers=1,
@@ -162,6 +163,9 @@ def test_a_lost_node_s_worker_is_started_again_on_a_node_left_and_the_run_reache
     [restart] = [e for e in events if e["event"] == "worker_restarted"]
     assert f"(was {killed['node'][:8]})" in restart["detail"]
     assert drivers[0].worker_nodes[0] != killed["node"]
-    later = [u for u in rows(tmp_path / "updates.csv") if int(u["global_step"]) > int(restart["global_step"])]
+    # A worker stamps its reports with its own clock, where the events' steps are stamped when the
+    # driver next hears of them, which may be after the new worker's first updates.
+    since_kill = killed["time"] - json.loads((tmp_path / "run.json").read_text())["start_time"]
+    later = [u for u in rows(tmp_path / "updates.csv") if float(u["wall_time"]) > since_kill]
     assert sum(int(u["updates"]) for u in later) > 0  # the new worker learned, up to the target
     assert r.episode_steps + r.unfinished_steps <= r.steps  # the lost worker's last episodes went with it
