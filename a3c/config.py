@@ -62,6 +62,14 @@ def _json_value(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _nones_from_text(data: dict[str, Any]) -> dict[str, Any]:
+    """"none" as None for the optional numbers (target_return = "none"), as the command line reads
+    --target-return none: TOML, which config and sweep files may be written in, has no null."""
+    optional = {f.name for f in fields(Config) if f.type == "float | None"}
+    return {k: None if k in optional and isinstance(v, str) and v.lower() == "none" else v
+            for k, v in data.items()}
+
+
 def _check_type(name: str, annotation: str, value: Any) -> None:
     if annotation == "dict[str, Any]":
         if not (isinstance(value, dict) and _json_value(value)):
@@ -267,7 +275,7 @@ class Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
-        return cls(**_tuples_from_lists(data)).validated()
+        return cls(**_tuples_from_lists(_nones_from_text(data))).validated()
 
     def validated(self) -> Config:
         """Return self after checking every field; raise ConfigError naming the first bad one."""
@@ -393,7 +401,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"config file {name}: unknown option(s) {', '.join(unknown)}; "
                           "the keys are Config's fields, e.g. total_steps, lr")
-    values = _tuples_from_lists(data)
+    values = _tuples_from_lists(_nones_from_text(data))
     for key, value in values.items():
         try:
             _check_type(key, types[key], value)

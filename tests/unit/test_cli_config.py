@@ -7,6 +7,7 @@ and random config files at the parser and the loader and finds no crash and no s
 import argparse
 import json
 import math
+import re
 from dataclasses import fields
 
 import pytest
@@ -51,6 +52,17 @@ def test_a_toml_config_file(tmp_path):
     model = build_model(train_args("Acrobot-v1", "--config", str(path), "--quiet"))
     assert (model.config.env_id, model.config.algo, model.config.n_envs) == ("Acrobot-v1", "a2c", 2)
     assert model.config.obs_norm is True and model.config.hidden_sizes == (8,)
+
+
+def test_none_in_a_toml_file_is_what_none_is_on_the_command_line(tmp_path):
+    # TOML has no null: target_return = "none" is the file's --target-return none.
+    path = tmp_path / "run.toml"
+    path.write_text('target_return = "none"\nmax_seconds = "None"\n')
+    assert read_config_file(path) == {"target_return": None, "max_seconds": None}
+    assert build_config("CartPole-v1", **read_config_file(path)).target_return is None
+    path.write_text('target_return = "never"\n')
+    with pytest.raises(ConfigError, match=re.escape("target_return must be float | None, got 'never'")):
+        read_config_file(path)
 
 
 BAD_FILES = {
@@ -175,4 +187,6 @@ def test_random_config_files_give_a_config_error_or_exactly_their_values(tmp_pat
         if name == "preset" and value is None:
             continue  # none: the env's own preset, as on the command line
         expected = tuple(value) if name in FIELDS and FIELDS[name].type.startswith("tuple[") else value
+        if name in FIELDS and FIELDS[name].type == "float | None" and str(value).lower() == "none":
+            expected = None  # as --target-return none on the command line
         assert getattr(cfg, name) == expected, name

@@ -52,6 +52,12 @@ def test_a_grid_file_makes_one_trial_per_env_combination_and_seed(tmp_path):
     assert first.cpus == 1 and first.algo == "a3c"
 
 
+def test_a_grid_file_in_toml_runs_to_its_budget_with_target_return_none(tmp_path):
+    grid = read_grid(write(tmp_path, 'envs = ["CartPole-v1"]\n[options]\ntarget_return = "none"\n'))
+    [trial] = grid.trials()
+    assert trial.options["target_return"] == "none"  # passed on as written; a3c train reads it as None
+
+
 @pytest.mark.parametrize("text, message", [
     ('seeds = [0]\n', "envs must be a non-empty list"),
     ('envs = ["CartPole-v1"]\nseeds = [0.5]\n', "seeds must be a non-empty list of integers"),
