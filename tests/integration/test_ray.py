@@ -37,6 +37,38 @@ def test_without_ray_backend_ray_says_what_to_install(a3c_cli, tmp_path, monkeyp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_local_instance_that_cannot_start_is_one_error_line_and_nothing_is_left_running(
+        a3c_cli, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    # Ray's sockets go under RAY_TMPDIR, and a Unix socket's path has at most 107 bytes.
+    deep = tmp_path / ("d" * 110)
+    deep.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(deep))
+    result = a3c_cli("train", "CartPole-v1", "--backend", "ray", "--run-dir", tmp_path / "run")
+    assert result.returncode == 1, result.stderr
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("a3c: error:")]
+    assert line.startswith("a3c: error: the local Ray instance did not start: ") and "107 bytes" in line
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+    session = [p for p in deep.glob("ray/session_*") if p.is_dir() and not p.is_symlink()]
+    assert session  # Ray got as far as its session directory
+    assert not any(str(deep) in " ".join(p.cmdline) for p in _processes()), "Ray processes left"
+
+
+def _processes():
+    """Every process's command line, from /proc."""
+    from types import SimpleNamespace
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    out.append(SimpleNamespace(cmdline=f.read().decode(errors="replace").split("\0")))
+            except OSError:
+                pass
+    return out
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray instance on loopback with 2 CPUs, started as a run starts one; yields its address

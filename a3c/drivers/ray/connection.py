@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import ray
 
-from a3c.errors import ConfigError
+from a3c.errors import ConfigError, TrainingError
 
 LOOPBACK = "127.0.0.1"
 
@@ -87,9 +87,18 @@ def start_local(cpus: int, for_the_next_run: bool = False) -> str:
     for_the_next_run, the next connect(None, ...) takes it as the one it would have started."""
     global _started
     with loopback_only(), _signals_kept():
-        # address="local": a new instance, whatever RAY_ADDRESS or ray_current_cluster say.
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 _node_ip_address=LOOPBACK)
+        try:
+            # address="local": a new instance, whatever RAY_ADDRESS or ray_current_cluster say.
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False,
+                     logging_level=logging.WARNING, _node_ip_address=LOOPBACK)
+        except Exception as exc:  # Ray raises bare Exceptions (a node not up within its 30 s), OSErrors
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # the processes it did start
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            raise TrainingError(f"the local Ray instance did not start: {why} (Ray waits 30 s for its "
+                                "processes, which cores kept busy by other work can exceed; or start a "
+                                "cluster first, ray start --head --node-ip-address 127.0.0.1, and pass "
+                                "--ray-address)") from None
     started = f"started a new local Ray instance ({describe()})"
     if for_the_next_run:
         _started = started
