@@ -95,10 +95,10 @@ def start_local(cpus: int, for_the_next_run: bool = False) -> str:
             with contextlib.suppress(Exception):
                 ray.shutdown()  # the processes it did start
             why = " ".join(str(exc).split()) or type(exc).__name__
-            raise TrainingError(f"the local Ray instance did not start: {why} (Ray waits 30 s for its "
-                                "processes, which cores kept busy by other work can exceed; or start a "
-                                "cluster first, ray start --head --node-ip-address 127.0.0.1, and pass "
-                                "--ray-address)") from None
+            raise TrainingError(f"the local Ray instance did not start: {why} (Ray gives its processes "
+                                "30 s to start, which busy cores can exceed; a cluster started first with "
+                                "ray start --head --node-ip-address 127.0.0.1 is joined by --ray-address)"
+                                ) from None
     started = f"started a new local Ray instance ({describe()})"
     if for_the_next_run:
         _started = started
