@@ -167,8 +167,10 @@ class Supervisor:
         self.callback.on_training_start()
         try:
             driver.start(cfg, start)
-        except BaseException:
+        except BaseException as exc:
             driver.stop()  # whatever did start
+            if isinstance(exc, Exception):  # the run directory says why it holds no training
+                logger.event(time.time() - start, self.start_steps, "failed", _first_line(exc))
             raise
         try:
             while signals.received is None:
@@ -225,8 +227,7 @@ class Supervisor:
         steps, updates = driver.steps(), driver.updates()
         if failure is not None:
             # Nothing lost: what was learned until the failure is saved before we give up.
-            logger.event(time.time() - start, steps, "failed", str(failure).strip().splitlines()[0]
-                         if str(failure).strip() else type(failure).__name__)
+            logger.event(time.time() - start, steps, "failed", _first_line(failure))
             try:
                 self._save(self.run_dir / "model.safetensors", steps, updates, driver)
             except Exception as exc:  # the failure is the news; say that the save failed too
@@ -273,3 +274,9 @@ def _signal_name(signum: int) -> str:
     import signal
 
     return signal.Signals(signum).name
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one line for the event log: its message's first line, else its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from a3c import A3C, WorkerError
+from a3c import A3C, TrainingError, WorkerError
 from a3c.drivers.base import learner_seed
 from a3c.run.checkpoint import load_checkpoint
 from tests.ray_nodes import after, short_tempdir
@@ -52,6 +52,30 @@ def test_a_local_instance_that_cannot_start_is_one_error_line_and_nothing_is_lef
     session = [p for p in deep.glob("ray/session_*") if p.is_dir() and not p.is_symlink()]
     assert session  # Ray got as far as its session directory
     assert not any(str(deep) in " ".join(p.cmdline) for p in _processes()), "Ray processes left"
+
+
+def test_through_the_api_a_local_instance_that_cannot_start_leaves_the_process_free_to_try_again(
+        tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    deep = tmp_path / ("d" * 110)
+    deep.mkdir()
+    monkeypatch.setenv("RAY_TMPDIR", str(deep))
+    model = A3C("CartPole-v1", backend="ray", workers=1, seed=0, verbose=0)
+    with pytest.raises(TrainingError, match="the local Ray instance did not start: .*107 bytes"):
+        model.learn(total_steps=2_000, run_dir=tmp_path / "failed")
+    assert not ray.is_initialized()
+    [event] = rows(tmp_path / "failed" / "events.csv")  # the run directory says why it is empty
+    assert event["event"] == "failed" and event["detail"].startswith("the local Ray instance did not start")
+    assert not rows(tmp_path / "failed" / "updates.csv")
+    assert not any(str(deep) in " ".join(p.cmdline) for p in _processes()), "Ray processes left"
+    # The same model in the same process then trains once Ray can start.
+    monkeypatch.delenv("RAY_TMPDIR")
+    try:
+        model.learn(total_steps=2_000, run_dir=tmp_path / "run")
+    finally:
+        ray.shutdown()
+    assert model.num_steps >= 2_000 and (tmp_path / "run" / "run.json").is_file()
 
 
 def _processes():

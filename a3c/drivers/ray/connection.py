@@ -93,7 +93,7 @@ def start_local(cpus: int, for_the_next_run: bool = False) -> str:
                      logging_level=logging.WARNING, _node_ip_address=LOOPBACK)
         except Exception as exc:  # Ray raises bare Exceptions (a node not up within its 30 s), OSErrors
             with contextlib.suppress(Exception):
-                ray.shutdown()  # the processes it did start
+                ray.shutdown()  # a node that started but that this process did not connect to
             why = " ".join(str(exc).split()) or type(exc).__name__
             raise TrainingError(f"the local Ray instance did not start: {why} (Ray gives its processes "
                                 "30 s to start, which busy cores can exceed; a cluster started first with "
