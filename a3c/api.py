@@ -29,7 +29,7 @@ from a3c.presets import PRESETS, build_config
 from a3c.references import check_trusted, reference_of
 from a3c.run.callbacks import Callback, as_callback
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
-from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, to_env_action
+from a3c.run.evaluation import EVAL_BATCH, EvalResult, evaluate, make_eval_env, to_env_action
 from a3c.run.export import export_policy
 from a3c.run.supervisor import Supervisor, TrainResult
 
@@ -266,11 +266,15 @@ class ActorCriticAlgorithm:
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int = 0,
                  video_dir: str | os.PathLike | None = None, render: bool = False) -> EvalResult:
         """Whole episodes of the real env; video_dir records each to an MP4, render shows them."""
-        env = make_eval_env(self.config, video_dir, render)
+        if video_dir is None and not render:  # several episodes at once, in one batch
+            envs = [make_config_env(self.config) for _ in range(max(1, min(episodes, EVAL_BATCH)))]
+        else:  # one env, whose episodes are recorded or shown one after another
+            envs = [make_eval_env(self.config, video_dir, render)]
         try:
-            return evaluate(self.policy, env, episodes, deterministic, seed)
+            return evaluate(self.policy, envs, episodes, deterministic, seed)
         finally:
-            env.close()
+            for env in envs:
+                env.close()
 
     def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
         """The greedy policy as one file for deployment, 'onnx' or 'torchscript' (docs/export.md):

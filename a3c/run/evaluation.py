@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +43,10 @@ class EvalResult:
 # Atari's conventional limit, 108,000 frames (30 minutes of play) at a frame skip of 4.
 EPISODE_STEP_LIMIT = 27_000
 
+# The envs an evaluation plays at once, at most: the presets' evaluations are of 10 episodes, and a
+# batch of 10 costs a small network little more than one observation does.
+EVAL_BATCH = 10
+
 
 def to_env_action(action: torch.Tensor, space: gym.Space) -> np.ndarray | int:
     """A network action as the env takes it: an int for Discrete, else an array of the space's
@@ -58,42 +64,85 @@ def has_time_limit(env: gym.Env) -> bool:
 
 @torch.no_grad()
 def evaluate(
-    net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool = True, seed: int = 0
+    net: ActorCritic, env: gym.Env | Sequence[gym.Env], episodes: int, deterministic: bool = True,
+    seed: int = 0,
 ) -> EvalResult:
-    """Run whole episodes and report the env's own (unshaped) returns.
+    """Run whole episodes and report the env's own (unshaped) returns, in the order of their seeds.
 
-    An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps. The network acts
-    on one observation at a time, on one intra-op thread: at batch 1 more threads only wait on each
-    other, and on a busy machine they wait long.
+    Episode k starts from env.reset(seed=seed + k). Given several envs (copies of one env), they
+    play that many episodes at once and the network acts on all their observations in one batch:
+    which env plays an episode changes its cost, not the episode (up to the floating-point rounding
+    of a batched forward pass). Stochastic
+    evaluation with state-dependent exploration plays one episode at a time, as each draws its own
+    noise and keeps it to its end.
+
+    An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps. The network runs
+    on one intra-op thread: at these batch sizes more threads only wait on each other, and on a busy
+    machine they wait long.
     """
+    envs = [env] if isinstance(env, gym.Env) else list(env)
+    if not deterministic and net.spec.use_sde:
+        envs = envs[:1]
+    if episodes <= 0:
+        return EvalResult([], [])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _episodes(net, env, episodes, deterministic, seed)
+        return _episodes(net, envs[:episodes], episodes, deterministic, seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _episodes(net: ActorCritic, env: gym.Env, episodes: int, deterministic: bool, seed: int) -> EvalResult:
-    returns, lengths = [], []
-    limit = None if has_time_limit(env) else EPISODE_STEP_LIMIT
-    to_env = spaces.single_action_converter(env.action_space)
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total, length, done = 0.0, 0, False
-        state = net.initial_state(1)
+def _episodes(net: ActorCritic, envs: list[gym.Env], episodes: int, deterministic: bool,
+              seed: int) -> EvalResult:
+    returns, lengths = [0.0] * episodes, [0] * episodes
+    limit = None if has_time_limit(envs[0]) else EPISODE_STEP_LIMIT
+    to_env = spaces.single_action_converter(envs[0].action_space)
+    playing: list[int | None] = [None] * len(envs)  # the episode each env plays, None once done
+    obs: list[Any] = [None] * len(envs)
+    started = 0
+
+    def begin(i: int) -> None:
+        nonlocal started
+        obs[i], _ = envs[i].reset(seed=seed + started)
+        playing[i] = started
+        started += 1
         if not deterministic:
-            net.resample_noise(1)  # state-dependent exploration: fresh noise for each episode
-        while not done:
-            obs_t, _ = net.observation_batch(obs)
-            action, _, state = net.act(obs_t, state, deterministic)
-            obs, reward, terminated, truncated, _ = env.step(to_env(action[0].cpu().numpy()))
-            total += float(reward)
-            length += 1
-            done = terminated or truncated or length == limit
-        returns.append(total)
-        lengths.append(length)
+            net.resample_noise(len(envs))  # one env here (see evaluate): fresh noise per episode
+
+    state = net.initial_state(len(envs))
+    for i in range(len(envs)):
+        begin(i)
+    while any(k is not None for k in playing):
+        obs_t, _ = net.observation_batch(stack_observations(obs))
+        actions, _, state = net.act(obs_t, state, deterministic)
+        actions = actions.cpu().numpy()
+        ended = np.zeros(len(envs), dtype=bool)
+        for i, k in enumerate(playing):
+            if k is None:
+                continue  # its env idles, its row of the batch is ignored, until all are done
+            obs[i], reward, terminated, truncated, _ = envs[i].step(to_env(actions[i]))
+            returns[k] += float(reward)
+            lengths[k] += 1
+            if terminated or truncated or lengths[k] == limit:
+                ended[i] = True
+                playing[i] = None
+                if started < episodes:
+                    begin(i)
+        if ended.any():
+            state = net.reset_state(state, ended)
     return EvalResult(returns, lengths)
+
+
+def stack_observations(items: list[Any]) -> Any:
+    """Observations of several envs as one batch, as a vector env gives them: an array [B, ...],
+    or a dict (Dict spaces) or tuple (Tuple spaces) of them."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {key: stack_observations([o[key] for o in items]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(stack_observations([o[j] for o in items]) for j in range(len(first)))
+    return np.stack([np.asarray(o) for o in items])
 
 
 def make_eval_env(config: Config, video_dir: str | os.PathLike | None = None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 
 from a3c.config import Config, usable_cores
@@ -22,7 +23,7 @@ from a3c.drivers.base import Driver, RunPosition
 from a3c.envs.make import make_config_env
 from a3c.run.callbacks import Callback, CallbackList, RunContext
 from a3c.run.checkpoint import atomic_write, prune_checkpoints, remove_stale_temporaries, save_checkpoint
-from a3c.run.evaluation import EvalResult, evaluate
+from a3c.run.evaluation import EVAL_BATCH, EvalResult, evaluate
 from a3c.run.metrics import RunLogger, cut_logs
 from a3c.run.signals import StopSignals
 
@@ -102,7 +103,7 @@ class Supervisor:
         self.verbose = verbose
         self.position = position
         self.resumed_from = resumed_from
-        self.eval_env = make_config_env(config)
+        self.eval_envs: list[gym.Env] = [make_config_env(config)]  # more are made when first needed
         self.eval_net = net.replica()  # on the CPU, wherever the global network lives
         self._start = time.time()
         self._total = start_steps + config.total_steps
@@ -114,7 +115,7 @@ class Supervisor:
         A lucky short evaluation otherwise ends training on a policy that then scores below it."""
         if not cfg.final_eval_episodes:
             return True
-        result = signals.call_abortable(evaluate, self.eval_net, self.eval_env,
+        result = signals.call_abortable(evaluate, self.eval_net, self._eval_envs(cfg.final_eval_episodes),
                                         cfg.final_eval_episodes, True, _FINAL_EVAL_SEED)
         if result is None:
             return False  # a stop signal came during the evaluation: the loop sees it next
@@ -124,7 +125,13 @@ class Supervisor:
     def evaluate(self, episodes: int, seed: int) -> EvalResult:
         """Evaluate a snapshot of the global network, so concurrent writes cannot tear an episode."""
         self.eval_net.load_state_dict(self.net.state_dict())
-        return evaluate(self.eval_net, self.eval_env, episodes, deterministic=True, seed=seed)
+        return evaluate(self.eval_net, self._eval_envs(episodes), episodes, deterministic=True, seed=seed)
+
+    def _eval_envs(self, episodes: int) -> list[gym.Env]:
+        """Envs enough to play `episodes` at once, up to EVAL_BATCH: one forward pass acts in all."""
+        while len(self.eval_envs) < min(episodes, EVAL_BATCH):
+            self.eval_envs.append(make_config_env(self.config))
+        return self.eval_envs
 
     def run(self, driver: Driver) -> TrainResult:
         # From here on Ctrl-C and SIGTERM stop the run cleanly, with a checkpoint (a3c.signals).
@@ -137,7 +144,8 @@ class Supervisor:
                 return self._run(driver, self.config.replace(total_steps=self._total), logger, signals)
             finally:
                 logger.close()
-                self.eval_env.close()
+                for env in self.eval_envs:
+                    env.close()
 
     def _run(self, driver: Driver, cfg: Config, logger: RunLogger, signals: StopSignals) -> TrainResult:
         begun = time.time()
