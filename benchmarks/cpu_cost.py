@@ -27,8 +27,9 @@ from a3c.envs.make import make_training_envs
 from a3c.presets import build_config
 
 
-def cpu_seconds_per_step(env_id: str, n_envs: int, updates: int) -> float:
-    config = build_config(env_id, workers=1, n_envs=n_envs)
+def cpu_seconds_per_step(env_id: str, n_envs: int, updates: int, n_steps: int | None = None) -> float:
+    overrides = {} if n_steps is None else {"n_steps": n_steps}
+    config = build_config(env_id, workers=1, n_envs=n_envs, **overrides)
     envs = make_training_envs(config, seed=0)
     spec = NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
                                    **{name: getattr(config, name) for name in NETWORK_OPTIONS})
@@ -61,6 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--n-steps", type=int, nargs="+", default=[None],
+                        help="rollout lengths T to measure (default: the preset's)")
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
@@ -68,11 +71,13 @@ def main() -> None:
     torch.set_num_threads(1)
     lines = [f"A3C worker loop, CPU time per env step on {args.env} (default preset), "
              f"median of {args.repeats} x {args.updates} updates", f"machine: {machine()}", "",
-             "| envs per worker | CPU us per env step | steps/s per free core |", "|---:|---:|---:|"]
-    for n_envs in args.n_envs:
-        cost = median([cpu_seconds_per_step(args.env, n_envs, args.updates)
-                       for _ in range(args.repeats)])
-        lines.append(f"| {n_envs} | {cost * 1e6:.1f} | {1 / cost:,.0f} |")
+             "| envs per worker | T | CPU us per env step | steps/s per free core |", "|---:|---:|---:|---:|"]
+    for n_steps in args.n_steps:
+        for n_envs in args.n_envs:
+            cost = median([cpu_seconds_per_step(args.env, n_envs, args.updates, n_steps)
+                           for _ in range(args.repeats)])
+            t = "preset" if n_steps is None else n_steps
+            lines.append(f"| {n_envs} | {t} | {cost * 1e6:.1f} | {1 / cost:,.0f} |")
     report(lines, args.out)
 
 
