@@ -29,7 +29,7 @@ from a3c.presets import PRESETS, build_config
 from a3c.references import check_trusted, reference_of
 from a3c.run.callbacks import Callback, as_callback
 from a3c.run.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
-from a3c.run.evaluation import EVAL_BATCH, EvalResult, evaluate, make_eval_env, to_env_action
+from a3c.run.evaluation import EvalResult, evaluate, make_eval_env, make_eval_envs, to_env_action
 from a3c.run.export import export_policy
 from a3c.run.supervisor import Supervisor, TrainResult
 
@@ -267,7 +267,7 @@ class ActorCriticAlgorithm:
                  video_dir: str | os.PathLike | None = None, render: bool = False) -> EvalResult:
         """Whole episodes of the real env; video_dir records each to an MP4, render shows them."""
         if video_dir is None and not render:  # several episodes at once, in one batch
-            envs = [make_config_env(self.config) for _ in range(max(1, min(episodes, EVAL_BATCH)))]
+            envs = make_eval_envs(self.config, episodes)
         else:  # one env, whose episodes are recorded or shown one after another
             envs = [make_eval_env(self.config, video_dir, render)]
         try:

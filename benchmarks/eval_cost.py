@@ -13,9 +13,8 @@ from pathlib import Path
 
 from common import invocation, machine, median, report
 
-from a3c.envs.make import make_config_env
 from a3c.run.checkpoint import load_checkpoint
-from a3c.run.evaluation import EVAL_BATCH, evaluate
+from a3c.run.evaluation import EVAL_BATCH, evaluate, make_eval_envs
 
 
 def main() -> None:
@@ -27,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
     net = ckpt.build_network()
-    envs = [make_config_env(ckpt.config) for _ in range(EVAL_BATCH)]
+    envs = make_eval_envs(ckpt.config, EVAL_BATCH)
     times: dict[int, list[float]] = {1: [], EVAL_BATCH: []}
     results = {}
     for _ in range(args.repeats):

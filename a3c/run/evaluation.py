@@ -72,9 +72,8 @@ def evaluate(
     Episode k starts from env.reset(seed=seed + k). Given several envs (copies of one env), they
     play that many episodes at once and the network acts on all their observations in one batch:
     which env plays an episode changes its cost, not the episode (up to the floating-point rounding
-    of a batched forward pass). Stochastic
-    evaluation with state-dependent exploration plays one episode at a time, as each draws its own
-    noise and keeps it to its end.
+    of a batched forward pass). Stochastic evaluation with state-dependent exploration plays one
+    episode at a time, as each draws its own noise and keeps it to its end.
 
     An env without a time limit has its episodes cut at EPISODE_STEP_LIMIT steps. The network runs
     on one intra-op thread: at these batch sizes more threads only wait on each other, and on a busy
@@ -143,6 +142,15 @@ def stack_observations(items: list[Any]) -> Any:
     if isinstance(first, tuple):
         return tuple(stack_observations([o[j] for o in items]) for j in range(len(first)))
     return np.stack([np.asarray(o) for o in items])
+
+
+def make_eval_envs(config: Config, episodes: int, envs: list[gym.Env] | None = None) -> list[gym.Env]:
+    """Copies of the real env enough to play `episodes` at once, up to EVAL_BATCH (at least one);
+    given envs, those are kept and as many more made as are missing."""
+    envs = [] if envs is None else envs
+    while len(envs) < max(1, min(episodes, EVAL_BATCH)):
+        envs.append(make_config_env(config))
+    return envs
 
 
 def make_eval_env(config: Config, video_dir: str | os.PathLike | None = None,

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 
 from a3c.config import Config, usable_cores
 from a3c.core.networks import ActorCritic
 from a3c.drivers.base import Driver, RunPosition
-from a3c.envs.make import make_config_env
 from a3c.run.callbacks import Callback, CallbackList, RunContext
 from a3c.run.checkpoint import atomic_write, prune_checkpoints, remove_stale_temporaries, save_checkpoint
-from a3c.run.evaluation import EVAL_BATCH, EvalResult, evaluate
+from a3c.run.evaluation import EvalResult, evaluate, make_eval_envs
 from a3c.run.metrics import RunLogger, cut_logs
 from a3c.run.signals import StopSignals
 
@@ -103,7 +101,7 @@ class Supervisor:
         self.verbose = verbose
         self.position = position
         self.resumed_from = resumed_from
-        self.eval_envs: list[gym.Env] = [make_config_env(config)]  # more are made when first needed
+        self.eval_envs = make_eval_envs(config, 1)  # more are made when an evaluation first needs them
         self.eval_net = net.replica()  # on the CPU, wherever the global network lives
         self._start = time.time()
         self._total = start_steps + config.total_steps
@@ -115,8 +113,9 @@ class Supervisor:
         A lucky short evaluation otherwise ends training on a policy that then scores below it."""
         if not cfg.final_eval_episodes:
             return True
-        result = signals.call_abortable(evaluate, self.eval_net, self._eval_envs(cfg.final_eval_episodes),
-                                        cfg.final_eval_episodes, True, _FINAL_EVAL_SEED)
+        envs = make_eval_envs(cfg, cfg.final_eval_episodes, self.eval_envs)
+        result = signals.call_abortable(evaluate, self.eval_net, envs, cfg.final_eval_episodes, True,
+                                        _FINAL_EVAL_SEED)
         if result is None:
             return False  # a stop signal came during the evaluation: the loop sees it next
         logger.evaluation(time.time() - start, steps, result)
@@ -125,13 +124,8 @@ class Supervisor:
     def evaluate(self, episodes: int, seed: int) -> EvalResult:
         """Evaluate a snapshot of the global network, so concurrent writes cannot tear an episode."""
         self.eval_net.load_state_dict(self.net.state_dict())
-        return evaluate(self.eval_net, self._eval_envs(episodes), episodes, deterministic=True, seed=seed)
-
-    def _eval_envs(self, episodes: int) -> list[gym.Env]:
-        """Envs enough to play `episodes` at once, up to EVAL_BATCH: one forward pass acts in all."""
-        while len(self.eval_envs) < min(episodes, EVAL_BATCH):
-            self.eval_envs.append(make_config_env(self.config))
-        return self.eval_envs
+        envs = make_eval_envs(self.config, episodes, self.eval_envs)
+        return evaluate(self.eval_net, envs, episodes, deterministic=True, seed=seed)
 
     def run(self, driver: Driver) -> TrainResult:
         # From here on Ctrl-C and SIGTERM stop the run cleanly, with a checkpoint (a3c.signals).
