@@ -16,7 +16,6 @@ from a3c.core.messages import LearnerReport, UpdateStats
 from a3c.core.networks import ActorCritic
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.base import Backend
-from a3c.envs.make import SingleEnv
 from a3c.errors import NonFiniteError
 
 
@@ -93,8 +92,6 @@ class ActorLearner:
 def unfinished_steps(envs: object) -> int:
     """Steps of the episodes running in envs now, as RecordEpisodeStatistics counts them."""
     try:
-        if isinstance(envs, SingleEnv):
-            return int(envs.env.get_wrapper_attr("episode_lengths"))
         return int(sum(envs.get_attr("episode_lengths")))  # type: ignore[attr-defined]
     except (AttributeError, TypeError, ValueError):
         return 0

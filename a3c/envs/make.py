@@ -1,4 +1,5 @@
-"""Environment construction, and the single-env adapter that lets one rollout collector serve A3C and A2C."""
+"""Environment construction, and the batch of envs stepped in this process that one rollout collector
+serves for A3C and A2C."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from a3c.config import Config, usable_cores
 from a3c.envs import atari, memory_task  # noqa: F401  (memory_task registers a3c/CueMemory-v0)
@@ -190,72 +192,78 @@ def make_config_env(config: Config, seed: int | None = None, *, training: bool =
                     wrappers=config.env_wrappers, **config.env_kwargs)
 
 
-class SingleEnv:
-    """One env behind the batched, same-step-autoreset interface of gymnasium's vector envs.
+class SerialEnvs(gym.vector.VectorEnv):
+    """Envs stepped one after another in this process, behind the batched, same-step-autoreset
+    interface of gymnasium's vector envs, as the rollout collector reads it.
 
-    A3C workers step one env; going through SyncVectorEnv would cost more than the env itself.
+    At an episode's end info holds `final_obs` and `final_info` as SyncVectorEnv lays them out; the
+    infos of other steps are left out, which the collector never reads. SyncVectorEnv's generality
+    (every autoreset mode, every step's info merged key by key) costs more per batched step than
+    four CartPole steps themselves; this costs a seventh of them
+    (benchmarks/results/vector_env_step.md).
     """
 
-    num_envs = 1
+    def __init__(self, envs: list[gym.Env], env_id: str = ""):
+        super().__init__()
+        self.envs = envs
+        self.num_envs = len(envs)
+        first = envs[0]
+        self.metadata = dict(first.metadata)
+        self.metadata["autoreset_mode"] = AutoresetMode.SAME_STEP
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        for env in envs[1:]:
+            if env.observation_space != first.observation_space or env.action_space != first.action_space:
+                self.close_extras()
+                raise EnvError(
+                    f"{env_id or 'the env'}: the {len(envs)} sub-environments disagree on their spaces, "
+                    f"so they cannot be batched: the first has {first.observation_space} and "
+                    f"{first.action_space}, another {env.observation_space} and {env.action_space}")
+        self.observation_space = batch_space(first.observation_space, self.num_envs)
+        self.action_space = batch_space(first.action_space, self.num_envs)
+        # Box observations batch as one array of the rows; other spaces through gymnasium's concatenate.
+        self._box = isinstance(first.observation_space, gym.spaces.Box)
 
-    def __init__(self, env: gym.Env):
-        self.env = env
-        self.single_observation_space = env.observation_space
-        self.single_action_space = env.action_space
-        # A Box observation is an array: a view adds the batch axis; other spaces go through _batch.
-        self._box = isinstance(env.observation_space, gym.spaces.Box)
-
-    def reset(self, seed: int | None = None) -> tuple[Any, dict]:
-        obs, info = self.env.reset(seed=seed)
-        return obs[None] if self._box else _batch(obs), info
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        """Reset every env, env i with seed + i (as gymnasium's vector envs seed them)."""
+        observations = [env.reset(seed=None if seed is None else seed + i, options=options)[0]
+                        for i, env in enumerate(self.envs)]
+        return self._batch(observations), {}
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(actions[0])
-        if terminated or truncated:
-            final_obs = np.empty(1, dtype=object)
-            final_obs[0] = obs
-            info = {"final_obs": final_obs, "_final_obs": _TRUE,
-                    "final_info": _batched(info), "_final_info": _TRUE}
-            obs, _ = self.env.reset()
-        else:
-            info = {}
-        return (
-            obs[None] if self._box else _batch(obs),
-            np.array([reward], dtype=np.float32),
-            np.array([terminated]),
-            np.array([truncated]),
-            info,
-        )
+        """Step env i with actions[i]; where an episode ends, reset the env and report the end."""
+        observations, rewards, terminated, truncated = [], [], [], []
+        info: dict[str, Any] = {}
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
+            obs, reward, term, trunc, env_info = env.step(action)
+            if term or trunc:
+                info = self._add_info(info, {"final_obs": obs, "final_info": env_info}, i)
+                obs, _ = env.reset()
+            observations.append(obs)
+            rewards.append(reward)
+            terminated.append(term)
+            truncated.append(trunc)
+        return (self._batch(observations), np.array(rewards, dtype=np.float64),
+                np.array(terminated, dtype=bool), np.array(truncated, dtype=bool), info)
 
-    def close(self) -> None:
-        self.env.close()
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        return tuple(env.get_wrapper_attr(name) for env in self.envs)
 
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
 
-_TRUE = np.array([True])
-
-
-def _batch(obs: Any) -> Any:
-    """One observation as a vector env's batch of one: arrays [1, ...], in Dicts and Tuples as they
-    nest (Discrete observations, plain ints, become int64 arrays)."""
-    if isinstance(obs, dict):
-        return {k: _batch(v) for k, v in obs.items()}
-    if isinstance(obs, tuple):
-        return tuple(_batch(v) for v in obs)
-    return np.asarray(obs)[None]
+    def _batch(self, observations: list[Any]) -> Any:
+        if self._box:
+            return np.array(observations, dtype=self.single_observation_space.dtype)
+        out = create_empty_array(self.single_observation_space, self.num_envs)
+        return concatenate(self.single_observation_space, observations, out)
 
 
-def _batched(info: dict) -> dict:
-    """A single env's final info in the layout SyncVectorEnv gives it (arrays of one, with masks)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        out[key] = _batched(value) if isinstance(value, dict) else np.array([value])
-        out["_" + key] = _TRUE
-    return out
-
-
-def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | SingleEnv | AtariBatch:
+def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | AtariBatch:
     """config.n_envs envs stepped as one batch, seeded seed, seed + 1, ...: an A2C learner's batch, or
-    an A3C worker's. One env goes without the vector env's overhead; more share one batched forward.
+    an A3C worker's, sharing one batched forward. vec_env sync (and any single env) steps them in this
+    process, async in a subprocess each.
     vec_env ale steps Atari games in ale-py's C++ threads: one thread per A3C worker (the workers
     take the cores), every usable core for A2C's one process."""
     if config.vec_env == "ale":
@@ -270,22 +278,20 @@ def make_training_envs(config: Config, seed: int) -> gym.vector.VectorEnv | Sing
         threads = 1 if config.algo == "a3c" else usable_cores()
         return AtariBatch(spec, config.n_envs, num_threads=min(threads, config.n_envs),
                           **config.env_kwargs)
-    if config.n_envs == 1:
-        return SingleEnv(make_config_env(config, seed, training=True))
+    if config.n_envs == 1 or config.vec_env == "sync":
+        return SerialEnvs([make_config_env(config, seed + i, training=True) for i in range(config.n_envs)],
+                          config.env_id)
     fns = [functools.partial(make_config_env, config, seed + i, training=True)
            for i in range(config.n_envs)]
-    kind = gym.vector.SyncVectorEnv if config.vec_env == "sync" else gym.vector.AsyncVectorEnv
     try:
-        envs = kind(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     except RuntimeError as exc:
         if "space" not in str(exc):
             raise
         # gymnasium checks that all sub-envs have the same spaces; its hint to use
         # observation_mode='different' does not apply here: a batch needs one shape.
         detail = " ".join(str(exc).split(" If this is intentional")[0].split())
-        raise EnvError(
-            f"{config.env_id}: the {config.n_envs} sub-environments of the vector env disagree "
-            f"on their spaces, so they cannot be batched: {detail}"
-        ) from None
+        raise EnvError(f"{config.env_id}: the {config.n_envs} sub-environments disagree on their spaces, "
+                       f"so they cannot be batched: {detail}") from None
     check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
     return envs

@@ -31,7 +31,7 @@ from gymnasium.wrappers import (
     TimeLimit,
 )
 
-from a3c.envs.make import SingleEnv
+from a3c.envs.make import SerialEnvs
 from a3c.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -70,11 +70,7 @@ class LearnerState:
 
 def sub_envs(envs: Any) -> list[gym.Env] | None:
     """The envs a learner steps in this process, or None where they live elsewhere (async)."""
-    if isinstance(envs, SingleEnv):
-        return [envs.env]
-    if isinstance(envs, gym.vector.SyncVectorEnv):
-        return list(envs.envs)
-    return None
+    return list(envs.envs) if isinstance(envs, SerialEnvs) else None
 
 
 def _wrappers(env: gym.Env) -> list[gym.Env] | None:

@@ -10,7 +10,7 @@ from a3c.core.gradients import compute_gradients
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.normalization import ObsNormalizer, merge_moments
 from a3c.core.rollout import RolloutCollector
-from a3c.envs.make import SingleEnv, make_env
+from a3c.envs.make import SerialEnvs, make_env
 from a3c.errors import CheckpointError, ConfigError
 from a3c.presets import build_config
 
@@ -98,7 +98,7 @@ def memory_collector(n_steps: int, vector: bool):
         envs = gym.vector.SyncVectorEnv([lambda: make_env("a3c/CueMemory-v0", length=3)] * 2,
                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     else:
-        envs = SingleEnv(make_env("a3c/CueMemory-v0", length=3))
+        envs = SerialEnvs([make_env("a3c/CueMemory-v0", length=3)])
     return RolloutCollector(envs, n_steps, seed=0)
 
 

@@ -1,10 +1,10 @@
-"""Environment construction, the spaces we support, and the single-env adapter's vector-env layout."""
+"""Environment construction, the spaces we support, and the serial envs' vector-env layout."""
 
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from a3c.envs.make import SingleEnv, make_env, reward_threshold
+from a3c.envs.make import SerialEnvs, make_env, reward_threshold
 from a3c.errors import EnvError
 
 
@@ -54,42 +54,44 @@ def test_reward_threshold():
     assert reward_threshold("NoSuchEnv-v0") is None
 
 
-def _step_both(single, vector, actions):
-    """Step both with the same actions; yield their results side by side."""
-    for a in actions:
-        yield single.step(np.array([a])), vector.step(np.array([a]))
-
-
-def test_single_env_matches_sync_vector_env_with_same_step_autoreset():
+@pytest.mark.parametrize("n", [1, 3])
+def test_serial_envs_match_sync_vector_env_with_same_step_autoreset(n):
     limit = 12
-    single = SingleEnv(make_env("CartPole-v1", max_episode_steps=limit))
-    vector = SyncVectorEnv([lambda: make_env("CartPole-v1", max_episode_steps=limit)],
+    serial = SerialEnvs([make_env("CartPole-v1", max_episode_steps=limit) for _ in range(n)])
+    vector = SyncVectorEnv([lambda: make_env("CartPole-v1", max_episode_steps=limit)] * n,
                            autoreset_mode=AutoresetMode.SAME_STEP)
-    obs_s, _ = single.reset(seed=7)
+    obs_s, _ = serial.reset(seed=7)
     obs_v, _ = vector.reset(seed=7)
     np.testing.assert_array_equal(obs_s, obs_v)
-    assert obs_s.shape == (1, 4)
-    # pushing left falls over before the time limit (termination); alternating survives it (truncation)
-    actions = [0] * 30 + [0, 1] * 30
+    assert obs_s.shape == (n, 4) and obs_s.dtype == np.float32
+    # pushing left falls over before the time limit (termination); alternating survives it
+    # (truncation); env i starts alternating i steps later, so the envs end at different steps
     seen = {"terminated": 0, "truncated": 0}
-    for (o_s, r_s, te_s, tr_s, info_s), (o_v, r_v, te_v, tr_v, info_v) in _step_both(single, vector, actions):
-        np.testing.assert_array_equal(o_s, o_v)  # after an end: both are the next episode's first obs
+    for step in range(90):
+        actions = np.array([0 if step < 30 + i else step % 2 for i in range(n)])
+        o_s, r_s, te_s, tr_s, info_s = serial.step(actions)
+        o_v, r_v, te_v, tr_v, info_v = vector.step(actions)
+        np.testing.assert_array_equal(o_s, o_v)  # after an end: the next episode's first obs
         np.testing.assert_array_equal(r_s, r_v)
         np.testing.assert_array_equal(te_s, te_v)
         np.testing.assert_array_equal(tr_s, tr_v)
-        assert r_s.shape == te_s.shape == tr_s.shape == (1,)
+        assert r_s.shape == te_s.shape == tr_s.shape == (n,)
         assert set(info_s) == set(info_v)
-        if te_v[0] or tr_v[0]:
-            seen["terminated" if te_v[0] else "truncated"] += 1
-            np.testing.assert_array_equal(info_s["_final_obs"], info_v["_final_obs"])
-            np.testing.assert_array_equal(info_s["final_obs"][0], info_v["final_obs"][0])
-            assert info_s["final_obs"].dtype == info_v["final_obs"].dtype == object
-            final_s, final_v = info_s["final_info"], info_v["final_info"]
-            assert set(final_s) == set(final_v)
-            np.testing.assert_array_equal(final_s["_episode"], final_v["_episode"])
-            assert set(final_s["episode"]) == set(final_v["episode"]) == {"r", "_r", "l", "_l", "t", "_t"}
-            for key in ("r", "l", "_r", "_l"):
-                np.testing.assert_array_equal(final_s["episode"][key], final_v["episode"][key])
-    assert seen["terminated"] >= 2 and seen["truncated"] >= 2
-    single.close()
+        if not (te_v | tr_v).any():
+            continue
+        seen["terminated"] += int(te_v.sum())
+        seen["truncated"] += int(tr_v.sum())
+        np.testing.assert_array_equal(info_s["_final_obs"], info_v["_final_obs"])
+        for i in np.flatnonzero(info_v["_final_obs"]):
+            np.testing.assert_array_equal(info_s["final_obs"][i], info_v["final_obs"][i])
+        assert info_s["final_obs"].dtype == info_v["final_obs"].dtype == object
+        final_s, final_v = info_s["final_info"], info_v["final_info"]
+        assert set(final_s) == set(final_v)
+        np.testing.assert_array_equal(final_s["_episode"], final_v["_episode"])
+        assert set(final_s["episode"]) == set(final_v["episode"]) == {"r", "_r", "l", "_l", "t", "_t"}
+        for key in ("r", "l", "_r", "_l"):
+            np.testing.assert_array_equal(final_s["episode"][key], final_v["episode"][key])
+    assert seen["terminated"] >= 2 * n and seen["truncated"] >= 2 * n
+    assert serial.get_attr("episode_lengths") == vector.get_attr("episode_lengths")
+    serial.close()
     vector.close()

@@ -9,7 +9,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.returns import returns_and_advantages
 from a3c.core.rollout import RolloutCollector
-from a3c.envs.make import SingleEnv, make_env
+from a3c.envs.make import SerialEnvs, make_env
 
 T = 20
 
@@ -72,7 +72,7 @@ def check_next_values(net, collector, rollout, recorders, first_step):
 
 def test_time_limit_truncations_inside_a_rollout_bootstrap_from_the_final_observation():
     rec = cartpole(limit=7)
-    collector = RolloutCollector(SingleEnv(rec), T, seed=0)
+    collector = RolloutCollector(SerialEnvs([rec]), T, seed=0)
     net = network()
     truncations = 0
     for k in range(2):  # twice: buffers are reused between rollouts
@@ -99,7 +99,7 @@ def test_batched_envs_give_T_by_N_rollouts_with_the_same_bootstraps():
 
 def test_terminal_rows_are_ignored_by_the_returns_and_episodes_have_their_length():
     rec = cartpole(limit=200)
-    collector = RolloutCollector(SingleEnv(rec), 30, seed=0)
+    collector = RolloutCollector(SerialEnvs([rec]), 30, seed=0)
     net = network()
     with torch.no_grad():  # always push left: the pole falls within a dozen steps
         net.policy.linear.weight.zero_()
@@ -127,7 +127,7 @@ def test_terminal_rows_are_ignored_by_the_returns_and_episodes_have_their_length
 def test_acting_and_learning_see_the_same_observation_statistics():
     # With obs_norm, the values the rollout recorded (behind the advantages) must be the values the
     # loss differentiates: the statistics change only after the gradient, by update_statistics.
-    envs = SingleEnv(make_env("Pendulum-v1"))
+    envs = SerialEnvs([make_env("Pendulum-v1")])
     net = ActorCritic(NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
                                               obs_norm=True))
     collector = RolloutCollector(envs, 16, seed=0)
@@ -147,7 +147,7 @@ def test_sde_noise_is_drawn_every_sde_sample_freq_steps_across_rollouts(every, f
     # 5-step rollouts: with sde_sample_freq 12 the draws fall at steps 0 and 12, so the second
     # rollout (steps 5-9) keeps the first one's noise and the third (steps 10-14) has a new one;
     # with 0, every rollout draws its own.
-    envs = SingleEnv(make_env("Pendulum-v1"))
+    envs = SerialEnvs([make_env("Pendulum-v1")])
     net = ActorCritic(NetworkSpec.from_spaces(envs.single_observation_space, envs.single_action_space,
                                               use_sde=True))
     collector = RolloutCollector(envs, 5, seed=0, sde_sample_freq=every)

@@ -14,7 +14,7 @@ from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.rollout import RolloutCollector
 from a3c.core.torsos import ACTIVATIONS as ACTIVATION_FUNCTIONS
 from a3c.core.torsos import OneHot, PartInputs
-from a3c.envs.make import SingleEnv, make_env
+from a3c.envs.make import SerialEnvs, make_env
 from a3c.errors import A3CWarning, CheckpointError, EnvError
 from a3c.spaces import ObsPart, action_converter, is_channels_last, observation_parts, split_observation
 
@@ -188,7 +188,7 @@ def test_a_channel_last_image_network_is_the_channel_first_one_on_transposed_fra
 
 
 def test_rollouts_of_dict_observations_hold_one_buffer_per_part():
-    env = SingleEnv(make_env("tests.toy_envs:ToyDictObs-v0"))
+    env = SerialEnvs([make_env("tests.toy_envs:ToyDictObs-v0")])
     collector = RolloutCollector(env, 7, seed=0)
     net = ActorCritic(NetworkSpec.from_spaces(env.single_observation_space, env.single_action_space,
                                               hidden_sizes=(8,)))
@@ -239,16 +239,18 @@ def test_head_layers_and_activations_are_options_per_part():
     assert set(ACTIVATIONS) == set(ACTIVATION_FUNCTIONS)
 
 
-def test_single_env_batches_structured_observations_as_the_vector_env_does():
-    single = SingleEnv(make_env("Blackjack-v1"))
-    vector = gym.vector.SyncVectorEnv([lambda: make_env("Blackjack-v1")],
+def test_serial_envs_batch_structured_observations_as_the_vector_env_does():
+    serial = SerialEnvs([make_env("Blackjack-v1") for _ in range(2)])
+    vector = gym.vector.SyncVectorEnv([lambda: make_env("Blackjack-v1")] * 2,
                                       autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    obs_s, _ = single.reset(seed=3)
-    obs_v, _ = vector.reset(seed=3)
-    assert isinstance(obs_s, tuple) and len(obs_s) == 3
-    for a, b in zip(obs_s, obs_v, strict=True):
-        np.testing.assert_array_equal(a, b)
-        assert a.dtype == b.dtype and a.shape == (1,)
+    results = [serial.reset(seed=3)[0], vector.reset(seed=3)[0]]
+    for _ in range(5):  # Blackjack's hands end within a few hits: the resets are batched too
+        results += [serial.step(np.array([1, 0]))[0], vector.step(np.array([1, 0]))[0]]
+    for obs_s, obs_v in zip(results[::2], results[1::2], strict=True):
+        assert isinstance(obs_s, tuple) and len(obs_s) == 3
+        for a, b in zip(obs_s, obs_v, strict=True):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype and a.shape == (2,)
 
 
 def test_float_images_are_taken_as_they_are_and_bytes_are_scaled_in_either_channel_order():

@@ -1,15 +1,19 @@
-"""An A3C worker's loop on Atari, this checkout against another commit's, in one process, interleaved.
+"""An A3C worker's loop, this checkout against another commit's, in one process, interleaved.
 
     git archive REV a3c | tar -x -C /tmp/before && mv /tmp/before/a3c /tmp/before/a3c_base
     grep -rl 'a3c' /tmp/before/a3c_base | xargs sed -i -E 's/(from|import) a3c(\\.| )/\\1 a3c_base\\2/g'
-    PYTHONPATH=/tmp/before:. python benchmarks/atari_loop_ab.py --blocks 16 --updates 10
-    PYTHONPATH=/tmp/before:. python benchmarks/atari_loop_ab.py --conv-precision bfloat16   # REV=HEAD
+    PYTHONPATH=/tmp/before:. python benchmarks/loop_ab.py --env CartPole-v1 --blocks 16 --updates 200
+    PYTHONPATH=/tmp/before:. python benchmarks/loop_ab.py --env PongNoFrameskip-v4 \\
+        --torsos a3c-conv nature-conv
+    PYTHONPATH=/tmp/before:. python benchmarks/loop_ab.py --env PongNoFrameskip-v4 --torsos a3c-conv \\
+        --conv-precision bfloat16   # REV=HEAD
 
 Each side is a worker as drivers/hogwild.py builds one (the global network in shared memory, its
-shared optimizer, a local network, 8 PongNoFrameskip-v4 games in ale-py's AtariVectorEnv, T=5,
-one torch thread) running ActorLearner.update. Both start from the same weights; the two take
-turns in blocks of `updates` updates, so whatever else the machine does falls on both alike.
-CPU time is this process's (the worker's thread and ale-py's), per agent step.
+shared optimizer, a local network, the env's preset: its envs per worker, T and network; for Atari
+8 games in ale-py's AtariVectorEnv, T=5; one torch thread) running ActorLearner.update. Both start
+from the same weights; the two take turns in blocks of `updates` updates, so whatever else the
+machine does falls on both alike. CPU time is this process's (the worker's thread and, for Atari,
+ale-py's), per agent step.
 """
 
 from __future__ import annotations
@@ -30,19 +34,16 @@ from common import commit, machine, report  # noqa: E402
 
 from a3c.drivers.processes import keep_freed_memory  # noqa: E402
 
-ENV_ID = "PongNoFrameskip-v4"
 
-
-def worker(package: str, torso: str, weights: dict[str, torch.Tensor] | None, **options: Any) -> Any:
-    """An ActorLearner of `package` (a3c or a3c_base) on the atari preset and options, and its envs."""
+def worker(package: str, env_id: str, weights: dict[str, torch.Tensor] | None, **options: Any) -> Any:
+    """An ActorLearner of `package` (a3c or a3c_base) on the env's preset and options, and its envs."""
     def module(name: str) -> ModuleType:
         return importlib.import_module(f"{package}.{name}")
 
-    model = module("api").A3C(ENV_ID, torso=torso, workers=1, seed=0, verbose=0, **options)
+    model = module("api").A3C(env_id, workers=1, seed=0, verbose=0, **options)
     if weights is not None:
         model.policy.load_state_dict(weights)
     config = model.config
-    assert config.n_envs == 8 and config.n_steps == 5 and config.vec_env == "ale", "the atari preset"
     hogwild = module("drivers.hogwild")
     backend = hogwild.HogwildBackend(0, config, model.policy, model.optimizer, hogwild.SharedCounters(1),
                                      torch.zeros(1, dtype=torch.bool))
@@ -63,7 +64,9 @@ def block(learner: Any, updates: int, steps: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--torsos", nargs="+", default=["a3c-conv", "nature-conv"])
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--torsos", nargs="+", default=[None],
+                        help="each a run of its own with this torso (default: the preset's)")
     parser.add_argument("--blocks", type=int, default=16, help="blocks per side")
     parser.add_argument("--updates", type=int, default=10, help="updates per block")
     parser.add_argument("--warmup", type=int, default=10, help="updates per side before measuring")
@@ -77,8 +80,9 @@ def main() -> None:
     rows = []
     for torso in args.torsos:
         options = {} if args.conv_precision is None else {"conv_precision": args.conv_precision}
-        new, new_learner, steps = worker("a3c", torso, None, **options)
-        _, old_learner, _ = worker("a3c_base", torso, new.policy.state_dict())
+        chosen = {} if torso is None else {"torso": torso}
+        new, new_learner, steps = worker("a3c", args.env, None, **chosen, **options)
+        _, old_learner, _ = worker("a3c_base", args.env, new.policy.state_dict(), **chosen)
         learners = {"before": old_learner, "after": new_learner}
         times: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
         for side in learners.values():
@@ -91,13 +95,14 @@ def main() -> None:
         med = {side: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t))
                for side, t in times.items()}
         paired = statistics.median(b[1] / a[1] for a, b in zip(times["after"], times["before"], strict=True))
-        rows.append(f"| {torso} | {med['before'][1] * 1e6:,.0f} | {med['after'][1] * 1e6:,.0f} | "
+        rows.append(f"| {torso or new.config.torso} | {med['before'][1] * 1e6:,.0f} | "
+                    f"{med['after'][1] * 1e6:,.0f} | "
                     f"{paired:.2f}x | {med['before'][0] * 1e6:,.0f} | {med['after'][0] * 1e6:,.0f} | "
                     f"{med['before'][0] / med['after'][0]:.2f}x |")
         print(rows[-1], flush=True)
     base = importlib.import_module("a3c_base").__file__
     lines = [
-        f"Worker loop on {ENV_ID}, before ({base}) / after (this checkout, {commit()}"
+        f"Worker loop on {args.env}, before ({base}) / after (this checkout, {commit()}"
         f"{'' if args.conv_precision is None else ', conv_precision ' + args.conv_precision}), "
         f"{args.blocks} blocks of {args.updates} updates per side, interleaved; {started}",
         f"machine: {machine()}", "",
