@@ -120,8 +120,8 @@ def _make(env_id: str, name: str, factory: Callable[..., gym.Env] | None, spec: 
     except TypeError as exc:
         if not kwargs:
             raise  # not about our arguments: the env's own error
-        raise EnvError(f"env {env_id!r} does not take these arguments ({', '.join(kwargs)}): {exc}") \
-            from None
+        named = ", ".join(map(repr, kwargs))
+        raise EnvError(f"env {env_id!r} does not take these arguments ({named}): {exc}") from None
     return env
 
 

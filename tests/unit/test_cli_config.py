@@ -173,13 +173,14 @@ KEYS = st.one_of(st.sampled_from(["env_id", "preset", *sorted(FIELDS)]), st.text
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(KEYS, JSON_VALUE, max_size=6))
 @example({"workers": 2**32})  # was accepted, and the workers' env seeds would pass numpy's 2**32
-def test_random_config_files_give_a_config_error_or_exactly_their_values(tmp_path_factory, data):
+@example({"env_kwargs": {"": 0}})  # an argument the env does not take: an EnvError naming it
+def test_random_config_files_give_a_one_line_error_or_exactly_their_values(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("cfg") / "run.json"
     path.write_text(json.dumps(data))  # NaN and Infinity included, as JSON readers accept them
     try:
         values = read_config_file(path)
         cfg = build_config("CartPole-v1", **values)
-    except ConfigError as exc:
+    except A3CError as exc:  # ConfigError, or an EnvError for env_kwargs the env does not take
         assert "\n" not in str(exc)
         return
     keeps_documented_constraints(cfg)
