@@ -22,6 +22,11 @@ class _LogitsHead(nn.Module):
         nn.init.orthogonal_(self.linear.weight, 0.01)
         nn.init.zeros_(self.linear.bias)
 
+    @property
+    def linears(self) -> tuple[nn.Linear, ...]:
+        """The layers that read the features, in the order of their outputs (a3c.core.acting)."""
+        return (self.linear,)
+
     def forward(self, h: Tensor) -> Tensor:
         return F.linear(h, self.linear.weight, self.linear.bias)
 
@@ -103,6 +108,10 @@ class GaussianHead(nn.Module):
         nn.init.orthogonal_(self.variance.weight, 0.01)
         nn.init.zeros_(self.variance.bias)
 
+    @property
+    def linears(self) -> tuple[nn.Linear, ...]:
+        return (self.mean, self.variance)
+
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         mean = F.linear(h, self.mean.weight, self.mean.bias)
         variance = F.softplus(F.linear(h, self.variance.weight, self.variance.bias))
@@ -144,6 +153,10 @@ class StateDependentNoiseHead(nn.Module):
     def resample(self, batch: int) -> None:
         std = self.log_std.detach().exp()
         self.noise = std * torch.randn(batch, *std.shape, device=std.device)
+
+    @property
+    def linears(self) -> tuple[nn.Linear, ...]:
+        return (self.mean,)
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """The mean and the latent; the variance is computed only where the loss needs it."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from a3c.core.acting import NetworkActing, PackedActing, acting_for
 from a3c.core.messages import Episode
 from a3c.core.networks import ActorCritic, State, clone_state
 from a3c.core.torsos import Observation, Trace
@@ -99,6 +98,13 @@ class RolloutCollector:
         self.to_env = action_converter(envs.single_action_space)  # None: the network's actions are the env's
         self.state: State = None
         self.running_returns: np.ndarray | None = None  # reward_norm: each env's discounted return so far
+        self._acting_with: tuple[ActorCritic, PackedActing | NetworkActing] | None = None
+
+    def _acting(self, net: ActorCritic) -> PackedActing | NetworkActing:
+        """How to act with net on these envs, worked out once per network."""
+        if self._acting_with is None or self._acting_with[0] is not net:
+            self._acting_with = (net, acting_for(net, self.envs.num_envs))
+        return self._acting_with[1]
 
     def _observation(self, obs: object) -> Observations:
         return split_observation(obs, self.parts) if self.structured else obs
@@ -113,15 +119,14 @@ class RolloutCollector:
             self.state = net.initial_state(self.envs.num_envs)
         r.initial_state = clone_state(self.state)
         r.trace = Trace() if net.replays_torso else None
-        to_net, to_numpy = _converters(net)
-        if self.structured:
-            to_net = functools.partial(_each_part, to_net)
+        acting = self._acting(net)
+        acting.start(len(r.rewards))  # the weights stay as they are until the rollout's update
         for t in range(len(r.rewards)):
             if self.sde_sample_freq:
                 self._count_noise_step(net)
-            actions, values, self.state = net.act(to_net(self.obs), self.state, trace=r.trace)
-            self._step(t, to_numpy(actions), to_numpy(values), net)
-        r.next_values[-1] = to_numpy(net.value(to_net(self.obs), self.state))
+            actions, values, self.state = acting.act(self.obs, self.state, r.trace)
+            self._step(t, actions, values, net)
+        r.next_values[-1] = acting.value(self.obs, self.state)
         # Where an episode ended, the value of the state after it is not the next row's value.
         ends = r.terminated | r.truncated
         if ends[:-1].any():
@@ -201,16 +206,3 @@ class RolloutCollector:
         return as_tensors(batch, device)
 
 
-def _each_part(to_net: Callable[[np.ndarray], torch.Tensor], obs: dict[str, np.ndarray]
-               ) -> dict[str, torch.Tensor]:
-    return {k: to_net(v) for k, v in obs.items()}
-
-
-def _converters(
-    net: ActorCritic,
-) -> tuple[Callable[[np.ndarray], torch.Tensor], Callable[[torch.Tensor], np.ndarray]]:
-    """NumPy to the net's device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
-    device = net.device
-    if device.type == "cpu":
-        return torch.from_numpy, torch.Tensor.numpy
-    return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())
