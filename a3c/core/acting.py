@@ -55,13 +55,7 @@ class NetworkActing:
 
     def __init__(self, net: ActorCritic):
         self.net = net
-        device = net.device
-        if device.type == "cpu":
-            self._to_net: Callable[[np.ndarray], torch.Tensor] = torch.from_numpy
-            self._to_numpy: Callable[[torch.Tensor], np.ndarray] = torch.Tensor.numpy
-        else:
-            self._to_net = lambda a: torch.from_numpy(a).to(device)
-            self._to_numpy = lambda t: t.cpu().numpy()
+        self._to_net, self._to_numpy = _converters(net.device)
 
     def start(self, steps: int) -> None:
         """Nothing to prepare: the network reads its weights at each call."""
@@ -77,6 +71,14 @@ class NetworkActing:
         if isinstance(obs, dict):
             return {k: self._to_net(v) for k, v in obs.items()}
         return self._to_net(obs)
+
+
+def _converters(device: torch.device) -> tuple[Callable[[np.ndarray], torch.Tensor],
+                                               Callable[[torch.Tensor], np.ndarray]]:
+    """NumPy to the device and back (A2C on a GPU); on the CPU no copy, as in the hot path."""
+    if device.type == "cpu":
+        return torch.from_numpy, torch.Tensor.numpy
+    return (lambda a: torch.from_numpy(a).to(device)), (lambda t: t.cpu().numpy())
 
 
 @dataclass(frozen=True)

@@ -208,16 +208,17 @@ def test_a2c_gets_its_own_preset():
 
 
 def test_device_transfer_path_learns_exactly_as_the_cpu_fast_path(tmp_path, monkeypatch):
-    """The collector's copy-to-device-and-back path (taken on a GPU), checked here on the CPU."""
-    import a3c.core.rollout
+    """The network's acting pass copying to its device and back (taken on a GPU), checked here on
+    the CPU against the same pass without copies."""
+    import a3c.core.acting
 
+    monkeypatch.setattr(a3c.core.acting, "packed_acting", lambda net, batch: None)  # through the network
     fast = _train(tmp_path, "fast", 10, seed=5)
 
-    def always_copy(net):
-        device = net.value_head.weight.device
+    def always_copy(device):
         return (lambda a: torch.from_numpy(a).to(device, copy=True)), (lambda t: t.cpu().clone().numpy())
 
-    monkeypatch.setattr(a3c.core.rollout, "_converters", always_copy)
+    monkeypatch.setattr(a3c.core.acting, "_converters", always_copy)
     copied = _train(tmp_path, "copied", 10, seed=5)
     _assert_identical(_state(fast), _state(copied))
 
