@@ -42,16 +42,12 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
         config.value_coef, entropy_coef_at(config, steps),
     )
-    params = net.params
-    # Zero in place: the Hogwild backend's global .grad tensors alias these.
-    grads = [p.grad for p in params if p.grad is not None]
-    if grads:
-        torch._foreach_zero_(grads)
+    flat = gradient_buffer(net)
+    flat.zero_()  # in place: the Hogwild backend's global .grad tensors alias these
     loss.total.backward()
-    if config.max_grad_norm > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm, foreach=True)
-    else:
-        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+    grad_norm = torch.linalg.vector_norm(flat)
+    if config.max_grad_norm > 0:  # as torch.nn.utils.clip_grad_norm_
+        flat.mul_((config.max_grad_norm / (grad_norm + 1e-6)).clamp_(max=1.0))
     return UpdateStats(
         policy_loss=loss.policy.item(),
         value_loss=loss.value.item(),
@@ -59,6 +55,23 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
         grad_norm=grad_norm.item(),
         total_loss=loss.total.item(),
     )
+
+
+def gradient_buffer(net: ActorCritic) -> torch.Tensor:
+    """One flat buffer of which every parameter's .grad is a view, in net.params order (made on the
+    first call, and again if the views were lost, as in a copy of the network): the gradient is
+    zeroed, measured and clipped in one operation each, where a small network's dozen tensors would
+    each cost torch's fixed overhead per operation (benchmarks/results/update-cost.md). Backward
+    accumulates into the views in place."""
+    params = net.params
+    flat = getattr(net, "_gradient_buffer", None)
+    first = params[0].grad
+    if flat is None or first is None or first.data_ptr() != flat.data_ptr():
+        flat = torch.zeros(sum(p.numel() for p in params), device=net.device)
+        for p, view in zip(params, flat.split([p.numel() for p in params]), strict=True):
+            p.grad = view.view_as(p)
+        net._gradient_buffer = flat
+    return flat
 
 
 def normalized(advantages: np.ndarray) -> np.ndarray:

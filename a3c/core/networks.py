@@ -513,7 +513,7 @@ class ActorCritic(nn.Module):
             return
         values = box_values(obs, self.spec.obs_parts)
         if np.isfinite(values).all():
-            self.normalizer.update(torch.from_numpy(values))
+            self.normalizer.update(values)
 
     def scaled_rewards(self, rewards: np.ndarray) -> np.ndarray:
         """The rewards the loss learns from: divided by the return's running std with reward_norm."""

@@ -18,14 +18,14 @@ def moments_from_arrays(count: float, mean: np.ndarray, var: np.ndarray) -> Mome
 
 def merge_moments(a: Moments, b: Moments) -> Moments:
     """The moments of two sets of observations together, from each set's (Chan et al.'s parallel
-    algorithm); either count may be 0."""
+    algorithm); either count may be 0. Means and variances may be tensors or NumPy arrays."""
     count_a, mean_a, var_a = a
     count_b, mean_b, var_b = b
     total = count_a + count_b
     if total == 0:
         return a
     delta = mean_b - mean_a
-    m2 = var_a * count_a + var_b * count_b + delta.square() * (count_a * count_b / total)
+    m2 = var_a * count_a + var_b * count_b + delta * delta * (count_a * count_b / total)
     return total, mean_a + delta * (count_b / total), m2 / total
 
 
@@ -50,13 +50,22 @@ class ObsNormalizer(nn.Module):
         return ((x - self.mean) * torch.rsqrt(self.var + 1e-8)).clamp_(-self.clip, self.clip)
 
     @torch.no_grad()
-    def update(self, batch: Tensor) -> None:
-        """Merge a batch's moments into the running ones, in place (and into `recent`, if kept)."""
-        batch = batch.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
-        moments = (float(batch.shape[0]), batch.mean(0), batch.var(0, unbiased=False))
-        self.merge(moments)
+    def update(self, batch: np.ndarray | Tensor) -> None:
+        """Merge a batch's moments into the running ones, in place (and into `recent`, if kept).
+
+        In NumPy, in float64: once per rollout, a dozen operations on a few numbers each, where
+        torch's fixed cost per operation would outweigh the arithmetic.
+        """
+        values = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
+        moments = (float(len(values)), values.mean(0), values.var(0))
+        count, mean, var = merge_moments((float(self.count), self.mean.cpu().numpy(), self.var.cpu().numpy()),
+                                         moments)
+        self.mean.copy_(torch.from_numpy(mean))
+        self.var.copy_(torch.from_numpy(var))
+        self.count.fill_(count)
         if self.recent is not None:
-            self.recent = merge_moments(self.recent, moments)
+            self.recent = merge_moments(self.recent, (moments[0], torch.from_numpy(moments[1]).float(),
+                                                      torch.from_numpy(moments[2]).float()))
 
     @torch.no_grad()
     def merge(self, moments: Moments) -> None:
@@ -119,5 +128,5 @@ class ReturnNormalizer(ObsNormalizer):
         returns = running_returns(start, rewards, dones, gamma)
         if not np.isfinite(returns).all():
             return np.zeros(rewards.shape[1:])
-        self.update(torch.from_numpy(returns.reshape(-1, 1)))
+        self.update(returns.reshape(-1, 1))
         return np.where(dones[-1], 0.0, returns[-1])

@@ -58,6 +58,24 @@ class SharedAdam(torch.optim.Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, fused=True)
         _create_state(self, _BUFFERS["adam"], share)
 
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        """torch's fused Adam step (what Adam.step runs with fused=True), called directly: around the
+        kernel, Adam.step's hooks, checks and regrouping of the tensors cost more CPU than the
+        kernel itself on the classic-control network (benchmarks/results/update-cost.md)."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            steps = [state["step"] for state in states]
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            torch._fused_adam_(params, [p.grad for p in params], [state["exp_avg"] for state in states],
+                               [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False,
+                               lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+                               eps=group["eps"], maximize=False)
+
 
 class SharedRMSprop(torch.optim.Optimizer):
     """The A3C paper's RMSProp (Mnih et al. 2016, section 4 and supplementary section 7), with its

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from a3c.config import Config
+from a3c.core.gradients import gradient_buffer
 from a3c.core.messages import LearnerReport
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.normalization import moments_from_arrays
@@ -48,8 +49,9 @@ def flat_parameters(net: ActorCritic) -> np.ndarray:
 
 
 def flat_gradients(net: ActorCritic) -> np.ndarray:
-    """All of net's gradients as one float32 vector: one buffer to serialize, no per-tensor pickles."""
-    return torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy()
+    """All of net's gradients as one float32 vector (a copy of its gradient buffer, in parameter
+    order): one buffer to serialize, no per-tensor pickles."""
+    return gradient_buffer(net).clone().numpy()
 
 
 def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
