@@ -30,9 +30,32 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
     )
     if config.normalize_advantage:
         advantages = normalized(advantages)
-    # One batched forward with autograd over all T*N steps, on the network's device (A2C may run it
-    # on a GPU; the rollout is always in CPU memory); a conv torso's is replayed from the rollout's
-    # acting passes, which ran under the same weights.
+    entropy_coef = entropy_coef_at(config, steps)
+    flat = gradient_buffer(net)
+    flat.zero_()  # in place: the Hogwild backend's global .grad tensors alias these
+    packed = rollout.packed
+    if packed is not None and packed.learns:  # the packed network's own chain rule (a3c.core.packed)
+        losses = packed.gradients(rollout.obs, rollout.actions, returns, advantages, config.value_coef,
+                                  entropy_coef, flat.numpy())
+    else:
+        losses = _autograd_gradients(net, rollout, returns, advantages, config.value_coef, entropy_coef)
+    grad_norm = torch.linalg.vector_norm(flat)
+    if config.max_grad_norm > 0:  # as torch.nn.utils.clip_grad_norm_
+        flat.mul_((config.max_grad_norm / (grad_norm + 1e-6)).clamp_(max=1.0))
+    total, policy, value, entropy = losses
+    return UpdateStats(policy_loss=policy, value_loss=value, entropy=entropy, grad_norm=grad_norm.item(),
+                       total_loss=total)
+
+
+def _autograd_gradients(net: ActorCritic, rollout: Rollout, returns: np.ndarray, advantages: np.ndarray,
+                        value_coef: float, entropy_coef: float) -> tuple[float, float, float, float]:
+    """The loss's gradient through autograd, accumulated into net's .grad; (total, policy, value,
+    entropy).
+
+    One batched forward over all T*N steps, on the network's device (A2C may run it on a GPU; the
+    rollout is always in CPU memory); a conv torso's is replayed from the rollout's acting passes,
+    which ran under the same weights.
+    """
     device = net.device
     logprobs, entropy, values = net.evaluate_actions(
         as_tensors(rollout.obs, device), torch.from_numpy(rollout.actions).to(device),
@@ -40,21 +63,10 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
     loss = actor_critic_loss(
         logprobs, entropy, values,
         torch.from_numpy(returns).flatten().to(device), torch.from_numpy(advantages).flatten().to(device),
-        config.value_coef, entropy_coef_at(config, steps),
+        value_coef, entropy_coef,
     )
-    flat = gradient_buffer(net)
-    flat.zero_()  # in place: the Hogwild backend's global .grad tensors alias these
     loss.total.backward()
-    grad_norm = torch.linalg.vector_norm(flat)
-    if config.max_grad_norm > 0:  # as torch.nn.utils.clip_grad_norm_
-        flat.mul_((config.max_grad_norm / (grad_norm + 1e-6)).clamp_(max=1.0))
-    return UpdateStats(
-        policy_loss=loss.policy.item(),
-        value_loss=loss.value.item(),
-        entropy=loss.entropy.item(),
-        grad_norm=grad_norm.item(),
-        total_loss=loss.total.item(),
-    )
+    return loss.total.item(), loss.policy.item(), loss.value.item(), loss.entropy.item()
 
 
 def gradient_buffer(net: ActorCritic) -> torch.Tensor:

@@ -8,9 +8,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c.core.acting import NetworkActing, PackedActing, acting_for
+from a3c.core.acting import NetworkActing, acting_for
 from a3c.core.messages import Episode
 from a3c.core.networks import ActorCritic, State, clone_state
+from a3c.core.packed import PackedMLP
 from a3c.core.torsos import Observation, Trace
 from a3c.spaces import action_converter, action_spec, batch_of_one, observation_parts, split_observation
 
@@ -50,6 +51,7 @@ class Rollout:
     episodes: list[Episode] = field(default_factory=list)
     initial_state: State = None  # the network's state before the first step (None: feed-forward)
     trace: Trace | None = None  # the acting passes' torso outputs, where the network replays them
+    packed: PackedMLP | None = None  # the packed network that acted, whose weights the update differentiates
 
     @classmethod
     def empty(cls, T: int, envs: gym.vector.VectorEnv) -> Rollout:
@@ -98,9 +100,9 @@ class RolloutCollector:
         self.to_env = action_converter(envs.single_action_space)  # None: the network's actions are the env's
         self.state: State = None
         self.running_returns: np.ndarray | None = None  # reward_norm: each env's discounted return so far
-        self._acting_with: tuple[ActorCritic, PackedActing | NetworkActing] | None = None
+        self._acting_with: tuple[ActorCritic, PackedMLP | NetworkActing] | None = None
 
-    def _acting(self, net: ActorCritic) -> PackedActing | NetworkActing:
+    def _acting(self, net: ActorCritic) -> PackedMLP | NetworkActing:
         """How to act with net on these envs, worked out once per network."""
         if self._acting_with is None or self._acting_with[0] is not net:
             self._acting_with = (net, acting_for(net, self.envs.num_envs))
@@ -121,6 +123,7 @@ class RolloutCollector:
         r.trace = Trace() if net.replays_torso else None
         acting = self._acting(net)
         acting.start(len(r.rewards))  # the weights stay as they are until the rollout's update
+        r.packed = acting if isinstance(acting, PackedMLP) else None
         for t in range(len(r.rewards)):
             if self.sde_sample_freq:
                 self._count_noise_step(net)

@@ -37,6 +37,7 @@ from a3c.drivers.processes import (
     exit_with_trainer,
     keep_freed_memory,
     let_go_of_the_forkserver,
+    one_blas_thread,
     sigint_blocked,
     worker_context,
 )
@@ -155,6 +156,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     outbox = _Outbox(conn)
     keep_freed_memory()
     torch.set_num_threads(1)
+    one_blas_thread()
     seed = learner_seed(config, rank, incarnation, counters.start_steps)
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -212,7 +212,7 @@ def test_device_transfer_path_learns_exactly_as_the_cpu_fast_path(tmp_path, monk
     the CPU against the same pass without copies."""
     import a3c.core.acting
 
-    monkeypatch.setattr(a3c.core.acting, "packed_acting", lambda net, batch: None)  # through the network
+    monkeypatch.setattr(a3c.core.acting, "packed_mlp", lambda net, batch: None)  # through the network
     fast = _train(tmp_path, "fast", 10, seed=5)
 
     def always_copy(device):
