@@ -195,7 +195,7 @@ class PackedMLP:
         """log pi(a|s) and H(pi(.|s)) per row; d_params: d/d(the head's outputs) of
         -mean(log pi * A) - c_e mean(H)."""
         head = self.net.policy
-        a = advantages[:, None]
+        adv = advantages[:, None]
         if isinstance(head, CategoricalHead):
             shifted = params - params.max(1, keepdims=True)
             exp = np.exp(shifted)
@@ -204,7 +204,7 @@ class PackedMLP:
             rows = np.arange(len(params)), actions.reshape(-1)
             entropy = -(p * logp_all).sum(1)
             # d(-log pi(a))/dl = p - onehot(a);  dH/dl = -p (log p + H)
-            d = p * (a + entropy_coef * (logp_all + entropy[:, None]))
+            d = p * (adv + entropy_coef * (logp_all + entropy[:, None]))
             d[rows] -= advantages
             d_params[:] = d / m
             return logp_all[rows], entropy
@@ -214,9 +214,9 @@ class PackedMLP:
         logp = (-0.5 * (diff * diff / variance + log_variance + _LOG_2PI)).sum(1)
         entropy = (0.5 * (log_variance + _LOG_2PI + 1.0)).sum(1)
         width = mean.shape[1]
-        d_params[:, :width] = -a * diff / variance / m
+        d_params[:, :width] = -adv * diff / variance / m
         # d log pi / d var = ((a - mu)^2 / var - 1) / (2 var);  dH / d var = 1 / (2 var);  softplus' = sigmoid
-        d_variance = (-a * (diff * diff / variance - 1.0) - entropy_coef) / (2.0 * variance * m)
+        d_variance = (-adv * (diff * diff / variance - 1.0) - entropy_coef) / (2.0 * variance * m)
         raw = params[:, width:]
         d_params[:, width:] = d_variance / (1.0 + np.exp(-raw))
         return logp, entropy
