@@ -34,7 +34,7 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
     flat = gradient_buffer(net)
     flat.zero_()  # in place: the Hogwild backend's global .grad tensors alias these
     packed = rollout.packed
-    if packed is not None and packed.learns:  # the packed network's own chain rule (a3c.core.packed)
+    if packed is not None:  # the packed network's own chain rule (a3c.core.packed)
         losses = packed.gradients(rollout.obs, rollout.actions, returns, advantages, config.value_coef,
                                   entropy_coef, flat.numpy())
     else:

@@ -117,6 +117,8 @@ class PackedMLP:
             start += p.numel()
         self.places = {id(b.layer): (offsets[id(b.layer.weight)], offsets[id(b.layer.bias)])
                        for blocks in self.blocks for b in blocks}
+        head = net.policy
+        self.log_std_place = offsets[id(head.log_std)] if isinstance(head, StateDependentNoiseHead) else None
         self.policy_width = policy.hidden[-1].out_features if policy.hidden else None
         self.action_width = sum(layer.out_features for layer in policy.outputs)
         self.layers: list[tuple[np.ndarray, np.ndarray]] = []
@@ -125,10 +127,6 @@ class PackedMLP:
         self.noise: np.ndarray | None = None
         self.t = 0
 
-    @property
-    def learns(self) -> bool:
-        """Whether `gradients` computes this network's update (Categorical and Gaussian heads)."""
-        return isinstance(self.net.policy, CategoricalHead | GaussianHead)
 
     @torch.no_grad()
     def start(self, steps: int) -> None:
@@ -160,8 +158,7 @@ class PackedMLP:
         else:  # gSDE (StateDependentNoiseHead.sample): the features times this env's noise matrix
             if head.noise is None or head.noise.shape[0] != len(obs):
                 head.resample(len(obs))
-            features = outputs[-2] if self.policy_width is None else outputs[-2][:, :self.policy_width]
-            actions = params + np.matmul(features[:, None, :], head.noise.numpy())[:, 0]
+            actions = params + np.matmul(self._features(outputs)[:, None, :], head.noise.numpy())[:, 0]
         self.t += 1
         return actions, out[:, -1], state
 
@@ -182,18 +179,19 @@ class PackedMLP:
             d_out = np.empty_like(out)
             values = out[:, -1]
             d_out[:, -1] = (2.0 * value_coef / m) * (values - returns)  # d/dV of c_v mean((R - V)^2)
-            logp, entropy = self._policy_gradient(out[:, :self.action_width], actions, advantages,
-                                                  entropy_coef, m, d_out[:, :-1])
+            logp, entropy = self._policy_gradient(out[:, :self.action_width], self._features(outputs),
+                                                  actions, advantages, entropy_coef, m, d_out[:, :-1], grad)
             self._backward(outputs, d_out, grad)
             policy = -float(np.mean(logp * advantages))
             value = float(np.mean((returns - values) ** 2))
             mean_entropy = float(np.mean(entropy))
         return policy - entropy_coef * mean_entropy + value_coef * value, policy, value, mean_entropy
 
-    def _policy_gradient(self, params: np.ndarray, actions: np.ndarray, advantages: np.ndarray,
-                         entropy_coef: float, m: int, d_params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _policy_gradient(self, params: np.ndarray, features: np.ndarray, actions: np.ndarray,
+                         advantages: np.ndarray, entropy_coef: float, m: int, d_params: np.ndarray,
+                         grad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log pi(a|s) and H(pi(.|s)) per row; d_params: d/d(the head's outputs) of
-        -mean(log pi * A) - c_e mean(H)."""
+        -mean(log pi * A) - c_e mean(H); gSDE's log_std gradient written to its place in grad."""
         head = self.net.policy
         adv = advantages[:, None]
         if isinstance(head, CategoricalHead):
@@ -208,18 +206,31 @@ class PackedMLP:
             d[rows] -= advantages
             d_params[:] = d / m
             return logp_all[rows], entropy
-        mean, variance = _gaussian(params, head)
+        if isinstance(head, GaussianHead):
+            mean, variance = _gaussian(params, head)
+        else:  # gSDE: the variance from the detached features, as StateDependentNoiseHead.variance
+            mean = params
+            sigma2 = np.exp(2.0 * head.log_std.detach().numpy())
+            variance = (features * features) @ sigma2 + np.float32(head.min_variance)
         diff = actions.reshape(len(params), -1) - mean
         log_variance = np.log(variance)
         logp = (-0.5 * (diff * diff / variance + log_variance + _LOG_2PI)).sum(1)
         entropy = (0.5 * (log_variance + _LOG_2PI + 1.0)).sum(1)
         width = mean.shape[1]
         d_params[:, :width] = -adv * diff / variance / m
-        # d log pi / d var = ((a - mu)^2 / var - 1) / (2 var);  dH / d var = 1 / (2 var);  softplus' = sigmoid
+        # d log pi / d var = ((a - mu)^2 / var - 1) / (2 var);  dH / d var = 1 / (2 var)
         d_variance = (-adv * (diff * diff / variance - 1.0) - entropy_coef) / (2.0 * variance * m)
-        raw = params[:, width:]
-        d_params[:, width:] = d_variance / (1.0 + np.exp(-raw))
+        if isinstance(head, GaussianHead):
+            raw = params[:, width:]
+            d_params[:, width:] = d_variance / (1.0 + np.exp(-raw))  # softplus' = sigmoid
+        else:  # d var_j / d log_std_ij = 2 features_i^2 sigma_ij^2; nothing reaches the features
+            d_log_std = 2.0 * sigma2 * ((features * features).T @ d_variance)
+            grad[self.log_std_place] = d_log_std.reshape(-1)
         return logp, entropy
+
+    def _features(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """The policy head's features: the last packed layer's input, the policy's part of it."""
+        return outputs[-2] if self.policy_width is None else outputs[-2][:, :self.policy_width]
 
     def _backward(self, outputs: list[np.ndarray], d_out: np.ndarray, grad: np.ndarray) -> None:
         """The chain rule back through the packed layers; each block's share of a layer's gradient

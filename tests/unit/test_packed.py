@@ -149,9 +149,9 @@ def test_a_rollout_acted_packed_is_the_network_s_rollout():
 
 
 @pytest.mark.parametrize("options", LAYOUTS)
-@pytest.mark.parametrize("action", ["discrete", "box"])
+@pytest.mark.parametrize("action", ["discrete", "box", "sde"])
 def test_packed_gradients_are_autograds(action, options):
-    net = network(action, **options)
+    net = network("box" if action == "sde" else action, use_sde=action == "sde", **options)
     T, N = 5, 4
     rng = np.random.default_rng(3)
     obs = rng.uniform(-5, 5, (T, N, 6)).astype(np.float32)
@@ -159,7 +159,6 @@ def test_packed_gradients_are_autograds(action, options):
                else rng.normal(size=(T, N, 2)).astype(np.float32))
     returns, advantages = rng.normal(size=(2, T, N)).astype(np.float32)
     packed = packed_mlp(net, N)
-    assert packed.learns
     packed.start(T)
     grad = np.zeros(sum(p.numel() for p in net.params), dtype=np.float32)
     total, policy, value, entropy = packed.gradients(obs, actions, returns, advantages, 0.5, 0.03, grad)
@@ -177,8 +176,8 @@ def test_packed_gradients_are_autograds(action, options):
 
 @pytest.mark.parametrize("action", ["discrete", "sde"])
 def test_an_update_from_a_packed_rollout_is_the_one_autograd_computes(action):
-    """compute_gradients: through the packed network where it learns, through autograd where it
-    does not (gSDE), and the clipped gradient and statistics the same either way."""
+    """compute_gradients through the packed network and through autograd: the clipped gradient and
+    the statistics the same either way."""
     env_id = "CartPole-v1" if action == "discrete" else "Pendulum-v1"
     config = build_config(env_id, workers=1, n_envs=3, n_steps=6, entropy_coef=0.02, max_grad_norm=0.3)
     envs = make_training_envs(config, seed=0)
@@ -189,7 +188,7 @@ def test_an_update_from_a_packed_rollout_is_the_one_autograd_computes(action):
     for _ in range(3):
         rollout = collector.collect(net)
         collector.update_statistics(net, config.gamma)
-    assert isinstance(rollout.packed, PackedMLP) and rollout.packed.learns == (action == "discrete")
+    assert isinstance(rollout.packed, PackedMLP)
     packed_stats = compute_gradients(net, rollout, config)
     packed_grads = [p.grad.clone() for p in net.params]
     rollout.packed = None
