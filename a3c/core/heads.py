@@ -24,7 +24,7 @@ class _LogitsHead(nn.Module):
 
     @property
     def linears(self) -> tuple[nn.Linear, ...]:
-        """The layers that read the features, in the order of their outputs (a3c.core.acting)."""
+        """The layers that read the features, in the order of their outputs (a3c.core.packed)."""
         return (self.linear,)
 
     def forward(self, h: Tensor) -> Tensor:
