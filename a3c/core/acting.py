@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from a3c.core.networks import ActorCritic, State
-from a3c.core.packed import PackedMLP, packed_mlp
+from a3c.core.packed import PackedMLP, Step, packed_mlp
 from a3c.core.torsos import Trace
 
 Observations = np.ndarray | dict[str, np.ndarray]
-Step = tuple[np.ndarray, np.ndarray, State]  # actions, values, the network's next state
 
 
 class NetworkActing:

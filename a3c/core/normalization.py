@@ -47,7 +47,11 @@ class ObsNormalizer(nn.Module):
         self.recent: Moments | None = None  # kept once take_recent is first called
 
     def forward(self, x: Tensor) -> Tensor:
-        return ((x - self.mean) * torch.rsqrt(self.var + 1e-8)).clamp_(-self.clip, self.clip)
+        return ((x - self.mean) * self.scale()).clamp_(-self.clip, self.clip)
+
+    def scale(self) -> Tensor:
+        """What forward multiplies the centred observations by: 1 / the running standard deviation."""
+        return torch.rsqrt(self.var + 1e-8)
 
     @torch.no_grad()
     def update(self, batch: np.ndarray | Tensor) -> None:

@@ -32,6 +32,7 @@ from a3c.core.networks import ActorCritic, State
 from a3c.core.torsos import ACTIVATIONS, MLP, Trace
 
 Step = tuple[np.ndarray, np.ndarray, State]  # actions, values, the network's next state
+Statistics = tuple[np.ndarray, np.ndarray, float] | None  # obs_norm's mean, scale and clip; None: off
 Losses = tuple[float, float, float, float]  # total, policy, value, entropy
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -122,11 +123,9 @@ class PackedMLP:
         self.policy_width = policy.hidden[-1].out_features if policy.hidden else None
         self.action_width = sum(layer.out_features for layer in policy.outputs)
         self.layers: list[tuple[np.ndarray, np.ndarray]] = []
-        self.mean: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.statistics: Statistics = None  # held for the rollout's steps
         self.noise: np.ndarray | None = None
         self.t = 0
-
 
     @torch.no_grad()
     def start(self, steps: int) -> None:
@@ -140,13 +139,13 @@ class PackedMLP:
                 weight[b.rows, b.columns] = b.layer.weight.detach().numpy().T
                 bias[b.columns] = b.layer.bias.detach().numpy()
             self.layers.append((weight, bias))
-        self.mean, self.scale = self._statistics()
+        self.statistics = self._statistics()
         self.noise = self._draw(steps)
         self.t = 0
 
     def act(self, obs: np.ndarray, state: State, trace: Trace | None) -> Step:
         """Sampled actions and V(s) for a batch of observations, the rollout's step after step."""
-        outputs = self._forward(self._normalized(obs, self.mean, self.scale))
+        outputs = self._forward(_normalized(obs, self.statistics))
         out = outputs[-1]
         head, params = self.net.policy, out[:, :self.action_width]
         if isinstance(head, CategoricalHead):
@@ -163,7 +162,7 @@ class PackedMLP:
         return actions, out[:, -1], state
 
     def value(self, obs: np.ndarray, state: State) -> np.ndarray:
-        return self._forward(self._normalized(obs, self.mean, self.scale))[-1][:, -1]
+        return self._forward(_normalized(obs, self.statistics))[-1][:, -1]
 
     def gradients(self, obs: np.ndarray, actions: np.ndarray, returns: np.ndarray, advantages: np.ndarray,
                   value_coef: float, entropy_coef: float, grad: np.ndarray) -> Losses:
@@ -173,7 +172,7 @@ class PackedMLP:
         network's own learning pass reads them."""
         with np.errstate(all="ignore"):  # a NaN or inf is reported by the caller, not warned of here
             x = obs.reshape(-1, obs.shape[-1])
-            outputs = self._forward(self._normalized(x, *self._statistics()))
+            outputs = self._forward(_normalized(x, self._statistics()))
             out, m = outputs[-1], len(x)
             returns, advantages = returns.reshape(-1), advantages.reshape(-1)
             d_out = np.empty_like(out)
@@ -259,17 +258,13 @@ class PackedMLP:
             outputs.append(x)
         return outputs
 
-    def _statistics(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+    @torch.no_grad()
+    def _statistics(self) -> Statistics:
+        """obs_norm's statistics as they are now (a copy: a shared copy moves under other learners)."""
         normalizer = self.net.normalizer
         if normalizer is None:
-            return None, None
-        return normalizer.mean.numpy().copy(), torch.rsqrt(normalizer.var + 1e-8).numpy()
-
-    @staticmethod
-    def _normalized(x: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) -> np.ndarray:
-        if mean is None:
-            return x
-        return np.clip((x - mean) * scale, -10.0, 10.0)  # as ObsNormalizer.forward
+            return None
+        return normalizer.mean.numpy().copy(), normalizer.scale().numpy(), normalizer.clip
 
     def _draw(self, steps: int) -> np.ndarray | None:
         """The rollout's noise from torch's generator: -log E per logit (Categorical), a standard
@@ -282,6 +277,14 @@ class PackedMLP:
         return None
 
 
+def _normalized(x: np.ndarray, statistics: Statistics) -> np.ndarray:
+    """x as ObsNormalizer.forward normalises it, with these statistics."""
+    if statistics is None:
+        return x
+    mean, scale, clip = statistics
+    return np.clip((x - mean) * scale, -clip, clip)
+
+
 def _gaussian(params: np.ndarray, head: GaussianHead) -> tuple[np.ndarray, np.ndarray]:
     """The mean and variance from a Gaussian head's two outputs, as GaussianHead.forward makes them."""
     mean, raw = np.split(params, 2, -1)
@@ -289,10 +292,10 @@ def _gaussian(params: np.ndarray, head: GaussianHead) -> tuple[np.ndarray, np.nd
 
 
 def packed_mlp(net: ActorCritic, batch: int) -> PackedMLP | None:
-    """The packed network for acting on `batch` envs, or None where it does not apply: a
-    feed-forward MLP on one vector, on the CPU, with a Categorical, Gaussian or gSDE head, tanh or
-    relu activations, a policy side as deep as the value side with the same activations, and layers
-    small enough (LARGEST_PRODUCT)."""
+    """The packed network for acting on `batch` envs and learning from their rollouts, or None where
+    it does not apply: a feed-forward MLP on one vector, on the CPU, with a Categorical, Gaussian or
+    gSDE head, tanh or relu activations, a policy side as deep as the value side with the same
+    activations, and layers small enough (LARGEST_PRODUCT)."""
     if (net.device.type != "cpu" or net.recurrent or not isinstance(net.torso, MLP)
             or not isinstance(net.policy, CategoricalHead | GaussianHead | StateDependentNoiseHead)):
         return None
