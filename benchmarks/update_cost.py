@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import commit, invocation, machine, report  # noqa: E402
 
 from a3c.api import A3C  # noqa: E402
-from a3c.core.gradients import compute_gradients, gradient_buffer  # noqa: E402
+from a3c.core.gradients import clip_by_norm, compute_gradients, gradient_buffer  # noqa: E402
 from a3c.core.rollout import RolloutCollector  # noqa: E402
 from a3c.drivers.hogwild import HogwildBackend, SharedCounters  # noqa: E402
 from a3c.drivers.processes import one_blas_thread  # noqa: E402
@@ -95,8 +95,7 @@ def main() -> None:
 
     def buffer_clip() -> None:
         flat.copy_(saved)
-        norm = torch.linalg.vector_norm(flat)
-        flat.mul_((config.max_grad_norm / (norm + 1e-6)).clamp_(max=1.0))
+        clip_by_norm(flat, config.max_grad_norm)
 
     torch_adam = torch.optim.Adam(net.params, lr=config.lr, fused=True)
     shared_adam = type(model.optimizer)(net.params, lr=config.lr, share=False)

@@ -39,9 +39,7 @@ def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,
                                   entropy_coef, flat.numpy())
     else:
         losses = _autograd_gradients(net, rollout, returns, advantages, config.value_coef, entropy_coef)
-    grad_norm = torch.linalg.vector_norm(flat)
-    if config.max_grad_norm > 0:  # as torch.nn.utils.clip_grad_norm_
-        flat.mul_((config.max_grad_norm / (grad_norm + 1e-6)).clamp_(max=1.0))
+    grad_norm = clip_by_norm(flat, config.max_grad_norm)
     total, policy, value, entropy = losses
     return UpdateStats(policy_loss=policy, value_loss=value, entropy=entropy, grad_norm=grad_norm.item(),
                        total_loss=total)
@@ -84,6 +82,15 @@ def gradient_buffer(net: ActorCritic) -> torch.Tensor:
             p.grad = view.view_as(p)
         net._gradient_buffer = flat
     return flat
+
+
+def clip_by_norm(flat: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """The gradient's norm, before the gradient (the flat buffer) is scaled in place to at most
+    max_norm, as torch.nn.utils.clip_grad_norm_ scales it; max_norm 0 leaves it as it is."""
+    norm = torch.linalg.vector_norm(flat)
+    if max_norm > 0:
+        flat.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
+    return norm
 
 
 def normalized(advantages: np.ndarray) -> np.ndarray:
