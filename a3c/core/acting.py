@@ -14,9 +14,9 @@ import torch
 
 from a3c.core.networks import ActorCritic, State
 from a3c.core.packed import PackedMLP, Step, packed_mlp
-from a3c.core.torsos import Trace
+from a3c.core.torsos import Observation, Trace
 
-Observations = np.ndarray | dict[str, np.ndarray]
+Observations = np.ndarray | dict[str, np.ndarray]  # [T, N, ...] or [N, ...]: one array, or one per part
 
 
 class NetworkActing:
@@ -25,22 +25,25 @@ class NetworkActing:
 
     def __init__(self, net: ActorCritic):
         self.net = net
-        self._to_net, self._to_numpy = _converters(net.device)
+        self._to_numpy = _converters(net.device)[1]
 
     def start(self, steps: int) -> None:
         """Nothing to prepare: the network reads its weights at each call."""
 
     def act(self, obs: Observations, state: State, trace: Trace | None) -> Step:
-        actions, values, state = self.net.act(self._tensors(obs), state, trace=trace)
+        actions, values, state = self.net.act(as_tensors(obs, self.net.device), state, trace=trace)
         return self._to_numpy(actions), self._to_numpy(values), state
 
     def value(self, obs: Observations, state: State) -> np.ndarray:
-        return self._to_numpy(self.net.value(self._tensors(obs), state))
+        return self._to_numpy(self.net.value(as_tensors(obs, self.net.device), state))
 
-    def _tensors(self, obs: Observations) -> torch.Tensor | dict[str, torch.Tensor]:
-        if isinstance(obs, dict):
-            return {k: self._to_net(v) for k, v in obs.items()}
-        return self._to_net(obs)
+
+def as_tensors(obs: Observations, device: torch.device) -> Observation:
+    """Observations (one array, or a dict of arrays by part) as the network's tensors on device."""
+    to_net = _converters(device)[0]
+    if isinstance(obs, dict):
+        return {k: to_net(v) for k, v in obs.items()}
+    return to_net(obs)
 
 
 def _converters(device: torch.device) -> tuple[Callable[[np.ndarray], torch.Tensor],

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 
 from a3c.config import Config
+from a3c.core.acting import as_tensors
 from a3c.core.losses import actor_critic_loss
 from a3c.core.messages import UpdateStats
 from a3c.core.networks import ActorCritic
 from a3c.core.optim import entropy_coef_at
 from a3c.core.returns import returns_and_advantages
-from a3c.core.rollout import Rollout, as_tensors
+from a3c.core.rollout import Rollout
 
 
 def compute_gradients(net: ActorCritic, rollout: Rollout, config: Config,

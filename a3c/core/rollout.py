@@ -8,14 +8,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from a3c.core.acting import NetworkActing, acting_for
+from a3c.core.acting import NetworkActing, Observations, acting_for, as_tensors
 from a3c.core.messages import Episode
 from a3c.core.networks import ActorCritic, State, clone_state
 from a3c.core.packed import PackedMLP
 from a3c.core.torsos import Observation, Trace
 from a3c.spaces import action_converter, action_spec, batch_of_one, observation_parts, split_observation
-
-Observations = np.ndarray | dict[str, np.ndarray]  # [T, N, ...] or [N, ...]: one array, or one per part
 
 
 def observation_buffer(T: int, N: int, space: gym.Space) -> Observations:
@@ -25,12 +23,6 @@ def observation_buffer(T: int, N: int, space: gym.Space) -> Observations:
     if len(parts) == 1 and parts[0].key == "":
         return np.zeros((T, N, *parts[0].shape), dtype=parts[0].dtype)
     return {p.key: np.zeros((T, N, *p.shape), dtype=p.dtype) for p in parts}
-
-
-def as_tensors(obs: Observations, device: torch.device) -> Observation:
-    if isinstance(obs, dict):
-        return {k: torch.from_numpy(v).to(device) for k, v in obs.items()}
-    return torch.from_numpy(obs).to(device)
 
 
 @dataclass
