@@ -16,6 +16,7 @@ import functools
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -206,6 +207,7 @@ class WorkerProcess:
     error: str | None = None  # the traceback it sent before it died
     fatal: str | None = None  # why the run cannot go on (NonFiniteError)
     closed: bool = False  # its pipe is at its end: it exited and we read all it sent
+    heard: bool = False  # it has sent something: it got as far as its own code
 
     def receive(self, reports: list[LearnerReport]) -> None:
         """Read what the worker has sent so far, without waiting; reports go to `reports`."""
@@ -215,6 +217,7 @@ class WorkerProcess:
             except (EOFError, OSError):  # the worker exited (a message cut short by a kill included)
                 self.close()
                 return
+            self.heard = True
             if isinstance(item, LearnerReport):
                 reports.append(item)
             elif item[0] == "error":
@@ -234,6 +237,17 @@ class WorkerProcess:
     def close(self) -> None:
         self.closed = True
         self.inbox.close()
+
+
+# Why a worker most often exits before its own code runs: each worker process imports the main
+# script again (multiprocessing's forkserver and spawn start methods), and a script that trains at
+# its top level starts the training over in every worker, which multiprocessing refuses.
+_UNGUARDED_SCRIPT = (
+    "\nIf you train from a script, put the training under `if __name__ == \"__main__\":`: every "
+    "worker process imports the main script again, and one that trains at its top level starts the "
+    "training again inside each worker (multiprocessing then stops the worker; its traceback above "
+    "says 'An attempt has been made to start a new process before the current process has finished "
+    "its bootstrapping phase').")
 
 
 class HogwildDriver(Driver):
@@ -316,6 +330,9 @@ class HogwildDriver(Driver):
             if w.error is not None:
                 what = f"worker {w.rank} failed (pid {pid})"
                 detail = "\n" + w.error.rstrip()
+            elif code > 0 and not w.heard:
+                what = f"worker {w.rank} (pid {pid}) exited before it began (exit status {code})"
+                detail = _UNGUARDED_SCRIPT if getattr(sys.modules["__main__"], "__file__", None) else ""
             else:
                 how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
                 what, detail = f"worker {w.rank} (pid {pid}) died: {how}", ""

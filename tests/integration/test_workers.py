@@ -6,6 +6,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -166,3 +168,30 @@ def test_a_worker_that_reports_and_dies_at_once_loses_neither_its_reports_nor_it
     assert len(episodes) >= 4 * incarnations
     assert all(e["episode_return"] == "5.0" and e["episode_length"] == "5" for e in episodes)
     assert not worker_processes()
+
+
+UNGUARDED = """
+from a3c import A3C
+
+A3C("CartPole-v1", workers=2, total_steps=2_000, max_restarts=0, verbose=0, max_seconds={safety}).learn(
+    run_dir={run_dir!r})
+"""
+
+
+def test_a_script_that_trains_at_its_top_level_is_told_to_guard_it(tmp_path):
+    """Each worker imports the main script again: unguarded, it dies before it begins, and the
+    trainer's error names the fix instead of only an exit status."""
+    script = tmp_path / "train.py"
+    script.write_text(UNGUARDED.format(safety=SAFETY_SECONDS, run_dir=str(tmp_path / "run")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=4 * SAFETY_SECONDS)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()
+    assert any("exited before it began (exit status 1)" in line for line in last), done.stderr[-2000:]
+    assert 'put the training under `if __name__ == "__main__":`' in done.stderr
+    guarded = script.read_text().replace('A3C("', 'if __name__ == "__main__":\n    A3C("').replace(
+        "\n    run_dir", "\n        run_dir")
+    script.write_text(guarded)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=4 * SAFETY_SECONDS)
+    assert done.returncode == 0, done.stderr[-2000:]
