@@ -23,6 +23,7 @@ from a3c.core.optim import load_optimizer_tensors, make_optimizer
 from a3c.drivers.a2c import A2CDriver, resolve_device
 from a3c.drivers.base import Driver, RunPosition
 from a3c.drivers.hogwild import HogwildDriver
+from a3c.drivers.processes import prestart_workers
 from a3c.envs.make import make_config_env, modules_named
 from a3c.errors import A3CWarning, CheckpointError, ConfigError
 from a3c.presets import PRESETS, build_config
@@ -152,10 +153,15 @@ class ActorCriticAlgorithm:
             if hparams["algo"] != self.algo:
                 raise ConfigError(f"{name} trains algo {self.algo!r}, not {hparams['algo']!r}")
             config = build_config(env, preset, **hparams)
+            new_model = True
+        else:
+            new_model = False  # loaded, or the caller's own config: learning is not the only use
         config = config.validated()
         if config.algo != self.algo:
             raise ConfigError(f"{name} trains algo {self.algo!r}, but the config says {config.algo!r}")
         self.config = config
+        if new_model:
+            self._prestart()
         self.device = self._device()
         probe = make_config_env(self.config)
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
@@ -177,6 +183,10 @@ class ActorCriticAlgorithm:
         self.last_result: TrainResult | None = None
         self._position: RunPosition | None = None  # set by resume(): where the next learn() goes on
         self._resumed_from: Path | None = None
+
+    def _prestart(self) -> None:
+        """Start now what learn() needs and takes seconds to start, so that it starts while the
+        envs, the network and the optimizer are built."""
 
     def _device(self) -> torch.device:
         return torch.device("cpu")
@@ -381,6 +391,10 @@ class A3C(ActorCriticAlgorithm):
     """
 
     algo = "a3c"
+
+    def _prestart(self) -> None:
+        if self.config.backend == "local":
+            prestart_workers(self.config.optimizer)  # its imports run on another core meanwhile
 
     def _place(self, net: ActorCritic) -> ActorCritic:
         return net.share_memory()

@@ -15,12 +15,14 @@ from multiprocessing.context import BaseContext
 
 from threadpoolctl import threadpool_limits
 
-# torch's optimizers import torch._dynamo on their first step, which takes most of a second: do
-# it once, in the server.
-PRELOAD = ["a3c.drivers.hogwild", "torch._dynamo"]
+PRELOAD = ["a3c.drivers.hogwild"]
+# torch's RMSprop imports torch._dynamo on its first step, which takes a second or two: for it, the
+# server does that once. The other optimizers' steps (a3c.core.optim) never import it, and the
+# server that skips it is ready that much sooner.
+DYNAMO_OPTIMIZERS = {"rmsprop-torch"}
 
 
-def worker_context() -> BaseContext:
+def worker_context(optimizer: str = "adam") -> BaseContext:
     """Workers fork from a forkserver that has already imported torch and this package.
 
     A spawned worker spends a second or more importing torch before its first step. The forkserver
@@ -31,7 +33,7 @@ def worker_context() -> BaseContext:
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    ctx.set_forkserver_preload(PRELOAD + (["torch._dynamo"] if optimizer in DYNAMO_OPTIMIZERS else []))
     return ctx
 
 
@@ -42,9 +44,9 @@ def one_blas_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def prestart_workers() -> None:
+def prestart_workers(optimizer: str) -> None:
     """Start the forkserver now, so its imports overlap the trainer's own start-up."""
-    if worker_context().get_start_method() == "forkserver":
+    if worker_context(optimizer).get_start_method() == "forkserver":
         forkserver.ensure_running()
 
 

@@ -2,6 +2,8 @@
 across many processes."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -179,3 +181,45 @@ def test_updates_from_every_process_land_in_the_shared_parameters():
         # Lock-free increments may be lost in a race, but not all of the other processes' steps.
         assert STEPS < common["step"].item() <= PROCESSES * STEPS, name
         assert (model.common.detach() < alone.detach()).all(), name  # moved further than one process
+
+
+DYNAMO_PROBE = """
+import sys
+
+import torch
+
+from a3c.core.optim import make_shared_optimizer
+from a3c.drivers.processes import DYNAMO_OPTIMIZERS, worker_context
+
+
+def step_and_tell(optimizer, queue):
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = torch.ones_like(p)
+    optimizer.step()
+    queue.put("torch._dynamo" in sys.modules)
+
+
+if __name__ == "__main__":
+    ctx = worker_context("adam")  # a server without torch._dynamo, as for the preset's optimizers
+    found = {}
+    for name in ("adam", "rmsprop", "rmsprop-torch"):
+        param = torch.nn.Parameter(torch.zeros(3))
+        optimizer = make_shared_optimizer(name, [param], lr=1e-3, eps=1e-5, alpha=0.99)
+        queue = ctx.Queue()
+        child = ctx.Process(target=step_and_tell, args=(optimizer, queue))
+        child.start()
+        found[name] = queue.get(timeout=120)
+        child.join()
+    print(found == {name: name in DYNAMO_OPTIMIZERS for name in found}, found)
+"""
+
+
+def test_only_the_optimizers_whose_step_imports_dynamo_have_the_forkserver_preload_it(tmp_path):
+    """The forkserver preloads torch._dynamo (seconds of imports before the first worker starts)
+    only for DYNAMO_OPTIMIZERS: a worker's step of any other optimizer must not import it."""
+    script = tmp_path / "probe.py"
+    script.write_text(DYNAMO_PROBE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("True"), done.stdout
