@@ -154,6 +154,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
     let_go_of_the_forkserver()
     exit_with_trainer(trainer_pid, parent)
+    conn.send(("started",))  # now the trainer can tell a worker that failed from one that never ran
     outbox = _Outbox(conn)
     keep_freed_memory()
     torch.set_num_threads(1)
@@ -207,7 +208,7 @@ class WorkerProcess:
     error: str | None = None  # the traceback it sent before it died
     fatal: str | None = None  # why the run cannot go on (NonFiniteError)
     closed: bool = False  # its pipe is at its end: it exited and we read all it sent
-    heard: bool = False  # it has sent something: it got as far as its own code
+    heard: bool = False  # it said it started: its own code ran
 
     def receive(self, reports: list[LearnerReport]) -> None:
         """Read what the worker has sent so far, without waiting; reports go to `reports`."""
