@@ -38,7 +38,20 @@ def _create_state(optimizer: torch.optim.Optimizer, buffers: tuple[str, ...], sh
                     value.share_memory_()
 
 
-class SharedAdam(torch.optim.Adam):
+# torch.optim.Optimizer.add_param_group, which every optimizer's constructor calls, is wrapped to
+# import torch._dynamo on its first call (to keep torch.compile out of it): a second or two of
+# imports on the way to a run's first update, for a compiler this library never uses. The
+# optimizers below call the function the wrapper wraps.
+_ADD_PARAM_GROUP = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__",
+                           torch.optim.Optimizer.add_param_group)
+
+
+class _WithoutDynamo:
+    def add_param_group(self, param_group: dict) -> None:
+        _ADD_PARAM_GROUP(self, param_group)
+
+
+class SharedAdam(_WithoutDynamo, torch.optim.Adam):
     """Adam with exp_avg, exp_avg_sq and step shared across processes (lock-free, Hogwild); with
     share=False the same eager state in this process's own memory (A2C, the Ray parameter server).
 
@@ -77,7 +90,7 @@ class SharedAdam(torch.optim.Adam):
                                eps=group["eps"], maximize=False)
 
 
-class SharedRMSprop(torch.optim.Optimizer):
+class SharedRMSprop(_WithoutDynamo, torch.optim.Optimizer):
     """The A3C paper's RMSProp (Mnih et al. 2016, section 4 and supplementary section 7), with its
     statistics shared by every Hogwild worker:
 
@@ -116,7 +129,7 @@ class SharedRMSprop(torch.optim.Optimizer):
             torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
 
 
-class SharedTorchRMSprop(torch.optim.RMSprop):
+class SharedTorchRMSprop(_WithoutDynamo, torch.optim.RMSprop):
     """torch's RMSprop, theta -= lr * grad / (sqrt(g) + eps), with its square average shared.
 
     Stable-Baselines3's A2C uses this rule by default; optimizer "rmsprop-torch".

@@ -201,11 +201,14 @@ def step_and_tell(optimizer, queue):
 
 
 if __name__ == "__main__":
+    names = ("adam", "rmsprop", "rmsprop-torch")
+    optimizers = [make_shared_optimizer(name, [torch.nn.Parameter(torch.zeros(3))], lr=1e-3, eps=1e-5,
+                                        alpha=0.99) for name in names]
+    if "torch._dynamo" in sys.modules:
+        sys.exit("building the optimizers imported torch._dynamo")
     ctx = worker_context("adam")  # a server without torch._dynamo, as for the preset's optimizers
     found = {}
-    for name in ("adam", "rmsprop", "rmsprop-torch"):
-        param = torch.nn.Parameter(torch.zeros(3))
-        optimizer = make_shared_optimizer(name, [param], lr=1e-3, eps=1e-5, alpha=0.99)
+    for name, optimizer in zip(names, optimizers):
         queue = ctx.Queue()
         child = ctx.Process(target=step_and_tell, args=(optimizer, queue))
         child.start()
@@ -215,9 +218,10 @@ if __name__ == "__main__":
 """
 
 
-def test_only_the_optimizers_whose_step_imports_dynamo_have_the_forkserver_preload_it(tmp_path):
-    """The forkserver preloads torch._dynamo (seconds of imports before the first worker starts)
-    only for DYNAMO_OPTIMIZERS: a worker's step of any other optimizer must not import it."""
+def test_torch_dynamo_is_imported_only_by_the_steps_that_need_it(tmp_path):
+    """torch._dynamo costs seconds of imports before a first update. Building an optimizer must not
+    import it, and the forkserver preloads it only for DYNAMO_OPTIMIZERS, whose step imports it: a
+    worker's step of any other optimizer must not."""
     script = tmp_path / "probe.py"
     script.write_text(DYNAMO_PROBE)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
