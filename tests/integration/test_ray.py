@@ -13,10 +13,12 @@ import time
 
 import pytest
 
-from a3c import A3C, TrainingError, WorkerError
+from a3c import A3C, Callback, TrainingError, WorkerError
 from a3c.drivers.base import learner_seed
 from a3c.run.checkpoint import load_checkpoint
 from tests.ray_nodes import after, short_tempdir
+
+SAFETY_SECONDS = 300  # max_seconds of runs a callback ends: one that never would fails, not hangs
 
 
 def rows(path):
@@ -166,12 +168,22 @@ def test_a_killed_worker_actor_is_restarted_and_training_goes_on(cluster, driver
         ray.kill(drivers[0].workers[0], no_restart=False)  # as if its process crashed
         killed_at.append(time.time())
 
+    class UntilWorker0LearnsAgain(Callback):
+        """Stop once worker 0's updates arrive again well after the kill: however long its restart
+        takes on a busy machine, the run lasts until then (or fails at SAFETY_SECONDS, which count
+        Ray's start-up too: over 90 s on a machine whose cores other work keeps busy)."""
+
+        def on_reports(self, reports):
+            again = killed_at and time.time() > killed_at[0] + 2.0
+            return not (again and any(r.rank == 0 and r.updates for r in reports))
+
     killer = threading.Thread(target=kill_worker_0, daemon=True)
     killer.start()
-    model.learn(total_steps=100_000, run_dir=tmp_path)
+    model.learn(total_steps=10**7, max_seconds=SAFETY_SECONDS, callback=UntilWorker0LearnsAgain(),
+                run_dir=tmp_path)
     killer.join(timeout=5)
     assert killed_at, "the worker was never killed"
-    assert model.last_result.stop_reason == "total_steps" and model.num_steps >= 100_000
+    assert model.last_result.stop_reason == "callback", "worker 0 did not learn again in time"
     # The restarted worker 0 went on learning: it finished episodes and updates after the kill.
     start = json.loads((tmp_path / "run.json").read_text())["start_time"]
     late = [r for r in rows(tmp_path / "updates.csv")
