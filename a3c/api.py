@@ -394,7 +394,7 @@ class A3C(ActorCriticAlgorithm):
 
     def _prestart(self) -> None:
         if self.config.backend == "local":
-            prestart_workers(self.config.optimizer)  # its imports run on another core meanwhile
+            prestart_workers()  # its imports run on another core meanwhile
 
     def _place(self, net: ActorCritic) -> ActorCritic:
         return net.share_memory()

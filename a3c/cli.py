@@ -215,7 +215,7 @@ def _train(args: argparse.Namespace) -> int:
         if config.algo == "a3c" and config.backend == "local":
             from a3c.drivers.processes import prestart_workers
 
-            prestart_workers(config.optimizer)  # the workers' imports run while this process imports torch
+            prestart_workers()  # the workers' imports run while this process imports torch
         elif config.backend == "ray" and config.ray_address is None:
             from a3c.config import usable_cores
 

@@ -114,19 +114,7 @@ class SharedRMSprop(_WithoutDynamo, torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            grads = [p.grad for p in params]
-            states = [self.state[p] for p in params]
-            square_avgs = [s["square_avg"] for s in states]
-            torch._foreach_add_([s["step"] for s in states], 1.0)
-            torch._foreach_mul_(square_avgs, group["alpha"])
-            torch._foreach_addcmul_(square_avgs, grads, grads, value=1.0 - group["alpha"])
-            denominators = torch._foreach_add(square_avgs, group["eps"])
-            torch._foreach_sqrt_(denominators)
-            torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
+        _rmsprop_step(self, eps_inside_the_root=True)
 
 
 class SharedTorchRMSprop(_WithoutDynamo, torch.optim.RMSprop):
@@ -139,6 +127,34 @@ class SharedTorchRMSprop(_WithoutDynamo, torch.optim.RMSprop):
                  eps: float = 1e-5, share: bool = True):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, foreach=True)
         _create_state(self, _BUFFERS["rmsprop"], share)
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        """torch's foreach RMSprop without momentum, centring or weight decay (what this optimizer
+        is built with), called directly: RMSprop.step imports torch._dynamo on its first call."""
+        _rmsprop_step(self, eps_inside_the_root=False)
+
+
+def _rmsprop_step(optimizer: torch.optim.Optimizer, eps_inside_the_root: bool) -> None:
+    """g = alpha * g + (1 - alpha) * grad^2; theta -= lr * grad / sqrt(g + eps) (the paper's
+    rule), or / (sqrt(g) + eps) (torch's), over every parameter with a gradient."""
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        grads = [p.grad for p in params]
+        states = [optimizer.state[p] for p in params]
+        square_avgs = [s["square_avg"] for s in states]
+        torch._foreach_add_([s["step"] for s in states], 1.0)
+        torch._foreach_mul_(square_avgs, group["alpha"])
+        torch._foreach_addcmul_(square_avgs, grads, grads, value=1.0 - group["alpha"])
+        if eps_inside_the_root:
+            denominators = torch._foreach_add(square_avgs, group["eps"])
+            torch._foreach_sqrt_(denominators)
+        else:
+            denominators = torch._foreach_sqrt(square_avgs)
+            torch._foreach_add_(denominators, group["eps"])
+        torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
 
 
 def make_shared_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, eps: float,

@@ -261,6 +261,7 @@ class HogwildDriver(Driver):
         self.optimizer = optimizer
         self.start_steps, self.start_updates = start_steps, start_updates
         self.counters: SharedCounters | None = None
+        self.ctx = worker_context()
         self.stop_flag = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.workers: list[WorkerProcess] = []
         self._restarts = 0
@@ -270,7 +271,6 @@ class HogwildDriver(Driver):
 
     def start(self, config: Config, start_time: float) -> None:
         self.config = config
-        self.ctx = worker_context(config.optimizer)  # the forkserver's, if a prestart has not set it up
         self.counters = SharedCounters(config.resolved_workers(), self.start_steps, self.start_updates)
         self._args = (config, self.net, self.optimizer, self.counters, self.stop_flag, start_time,
                       os.getpid())

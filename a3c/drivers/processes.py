@@ -15,14 +15,10 @@ from multiprocessing.context import BaseContext
 
 from threadpoolctl import threadpool_limits
 
-PRELOAD = ["a3c.drivers.hogwild"]
-# torch's RMSprop imports torch._dynamo on its first step, which takes a second or two: for it, the
-# server does that once. The other optimizers' steps (a3c.core.optim) never import it, and the
-# server that skips it is ready that much sooner.
-DYNAMO_OPTIMIZERS = {"rmsprop-torch"}
+PRELOAD = ["a3c.drivers.hogwild"]  # not torch._dynamo: a3c.core.optim's optimizers never import it
 
 
-def worker_context(optimizer: str = "adam") -> BaseContext:
+def worker_context() -> BaseContext:
     """Workers fork from a forkserver that has already imported torch and this package.
 
     A spawned worker spends a second or more importing torch before its first step. The forkserver
@@ -33,7 +29,7 @@ def worker_context(optimizer: str = "adam") -> BaseContext:
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD + (["torch._dynamo"] if optimizer in DYNAMO_OPTIMIZERS else []))
+    ctx.set_forkserver_preload(PRELOAD)
     return ctx
 
 
@@ -44,9 +40,9 @@ def one_blas_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def prestart_workers(optimizer: str) -> None:
+def prestart_workers() -> None:
     """Start the forkserver now, so its imports overlap the trainer's own start-up."""
-    if worker_context(optimizer).get_start_method() == "forkserver":
+    if worker_context().get_start_method() == "forkserver":
         forkserver.ensure_running()
 
 
