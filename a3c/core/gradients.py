@@ -78,9 +78,9 @@ def gradient_buffer(net: ActorCritic) -> torch.Tensor:
     flat = getattr(net, "_gradient_buffer", None)
     first = params[0].grad
     if flat is None or first is None or first.data_ptr() != flat.data_ptr():
-        flat = torch.zeros(sum(p.numel() for p in params), device=net.device)
-        for p, view in zip(params, flat.split([p.numel() for p in params]), strict=True):
-            p.grad = view.view_as(p)
+        flat = torch.zeros(net.param_slices[-1].stop, device=net.device)
+        for p, place in zip(params, net.param_slices, strict=True):
+            p.grad = flat[place].view_as(p)
         net._gradient_buffer = flat
     return flat
 

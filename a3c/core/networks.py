@@ -401,6 +401,16 @@ class ActorCritic(nn.Module):
         """parameters() as a list, built once: the hot path would otherwise walk the modules."""
         return list(self.parameters())
 
+    @functools.cached_property
+    def param_slices(self) -> list[slice]:
+        """Where each of params lies in one flat vector of them all, in order: the layout of the
+        gradient buffer (a3c.core.gradients), which the packed network writes into, and of a Ray push."""
+        slices, start = [], 0
+        for p in self.params:
+            slices.append(slice(start, start + p.numel()))
+            start += p.numel()
+        return slices
+
     def resample_noise(self, batch: int) -> None:
         """State-dependent exploration draws its noise anew for batch envs (a no-op otherwise)."""
         if self.spec.use_sde:

@@ -112,10 +112,7 @@ class PackedMLP:
             self.blocks.append(blocks)
             self.shapes.append((p_in + v_in if i else p_in, column))
         # Each linear layer's weight and bias as slices of the flat gradient, in net.params order.
-        offsets, start = {}, 0
-        for p in net.params:
-            offsets[id(p)] = slice(start, start + p.numel())
-            start += p.numel()
+        offsets = {id(p): place for p, place in zip(net.params, net.param_slices, strict=True)}
         self.places = {id(b.layer): (offsets[id(b.layer.weight)], offsets[id(b.layer.bias)])
                        for blocks in self.blocks for b in blocks}
         head = net.policy

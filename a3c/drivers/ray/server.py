@@ -56,12 +56,11 @@ def flat_gradients(net: ActorCritic) -> np.ndarray:
 
 def load_flat_parameters(net: ActorCritic, flat: np.ndarray) -> None:
     """Copy a vector made by flat_parameters into net's parameters."""
-    params = list(net.parameters())
     # Arrays read from the object store are read-only views; torch wants a writable buffer.
     source = torch.from_numpy(np.array(flat, dtype=np.float32, copy=True))
     with torch.no_grad():
-        torch._foreach_copy_(params, [s.view_as(p) for s, p in
-                                      zip(source.split([p.numel() for p in params]), params, strict=True)])
+        torch._foreach_copy_(net.params, [source[place].view_as(p) for p, place in
+                                          zip(net.params, net.param_slices, strict=True)])
 
 
 Statistics = tuple[float, np.ndarray, np.ndarray]  # a count, mean and variance (of observations, of returns)
