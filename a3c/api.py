@@ -141,6 +141,7 @@ class ActorCriticAlgorithm:
         wrappers: classes or 'module:Class' references applied to each env, innermost first;
         hparams: any Config field (env_kwargs={...} among them), over the preset's values."""
         name = type(self).__name__
+        new_model = config is None  # not loaded, nor the caller's own config: built to learn
         if config is None:
             if isinstance(hparams.get("torso"), type):
                 hparams["torso"] = torso_reference(hparams["torso"])
@@ -153,9 +154,6 @@ class ActorCriticAlgorithm:
             if hparams["algo"] != self.algo:
                 raise ConfigError(f"{name} trains algo {self.algo!r}, not {hparams['algo']!r}")
             config = build_config(env, preset, **hparams)
-            new_model = True
-        else:
-            new_model = False  # loaded, or the caller's own config: learning is not the only use
         config = config.validated()
         if config.algo != self.algo:
             raise ConfigError(f"{name} trains algo {self.algo!r}, but the config says {config.algo!r}")
