@@ -250,11 +250,20 @@ def test_a_lost_parameter_server_is_restored_and_a_second_loss_soon_after_stops_
     def kill_twice():
         after(lambda: drivers and any(periodic.glob("step_*.safetensors")))
         kill_server_process()
-        # the second loss only once both workers' updates after the restore are in the log, so
-        # that what is asserted below is what happened, not how fast the reports flowed
+        # the second loss only once both workers' updates after the restore, and what each said of
+        # its loss, are in the log: the server's events reach the driver with its next snapshot, and
+        # the second kill would take an event not yet fetched with it. So what is asserted below is
+        # what happened, not how fast the reports flowed
         after(lambda: len(drivers[0].servers) == 2 and drivers[0].steps() >= kills[0] + 3_000
-              and workers_logged_after(kills[0] + 1_000) == {"0", "1"})
+              and workers_logged_after(kills[0] + 1_000) == {"0", "1"}
+              and workers_said_what_they_lost() == {"0", "1"})
         kill_server_process()
+
+    def workers_said_what_they_lost():
+        if not (tmp_path / "events.csv").is_file():
+            return set()
+        return {(r["detail"] or "").split()[1] for r in rows(tmp_path / "events.csv")
+                if r["event"] == "updates_lost" and len((r["detail"] or "").split()) > 1}
 
     def workers_logged_after(step):
         if not (tmp_path / "updates.csv").is_file():
