@@ -18,6 +18,11 @@ NoFrameskip-v4 ids), each also as a human-normalised score, (score - random) / (
 with the random and human scores of Wang et al. 2016 that Badia et al. 2020 (Agent57) tabulate. The
 A3C paper's own Atari scores (its Table S3) are from human starts, an evaluation protocol this runner
 does not reproduce, so they are not set beside ours.
+
+The zoo evaluates Atari agents with sampled actions (benchmark.md: "It uses the deterministic policy
+except for Atari games"), where the trainer's final evaluation is greedy. So once a game is done the
+runner also plays its final model for 10 whole games with sampled actions (`a3c eval RUN --stochastic`,
+the same episode seeds), kept in sampled.json, and the table gives both, each against the zoo.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from a3c.run.checkpoint import latest_checkpoint
 
 BUDGET = 10_000_000  # rl-baselines3-zoo's for Atari
 FINAL_EVAL_EPISODES = 10  # the atari preset's final evaluation: 10 whole games
+FINAL_EVAL_SEED = 1_000_000  # the trainer's final evaluation's first episode seed (run/supervisor.py)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,21 @@ def final_evaluation(run_dir: Path, budget: int) -> tuple[int, float, float] | N
         return None
     last = rows[-1]
     return int(last["global_step"]), last["mean_return"], last["std_return"]
+
+
+def sampled_evaluation(run_dir: Path) -> tuple[float, float] | None:
+    """(mean, std) of the final model over 10 whole games with sampled actions, as the zoo evaluates
+    Atari; played once, when the game is done and its model is there, then read from sampled.json."""
+    path = run_dir / "sampled.json"
+    if not path.is_file():
+        if not (run_dir / "model.safetensors").is_file():
+            return None  # a game whose model was not kept (its logs alone are committed)
+        out = subprocess.run([sys.executable, "-m", "a3c.cli", "eval", str(run_dir), "--stochastic", "--json",
+                              "--episodes", str(FINAL_EVAL_EPISODES), "--seed", str(FINAL_EVAL_SEED)],
+                             check=True, capture_output=True, text=True).stdout
+        path.write_text(out.strip().splitlines()[-1] + "\n")
+    result = json.loads(path.read_text())
+    return result["mean_return"], result["std_return"]
 
 
 def running_seconds(run_dir: Path, longest_gap: float = 30.0) -> float:
@@ -136,8 +157,10 @@ def run_part(game: Game, run_dir: Path, budget: int, deadline: float | None) -> 
 
 
 def table(out: Path, games: list[Game], budget: int) -> list[str]:
-    lines = ["| game | zoo's A2C, 10M (human-normalised) | ours (human-normalised) | steps | "
-             "running time | parts | beats the zoo |", "|" + "---|" * 7]
+    lines = ["| game | zoo's A2C, 10M, sampled actions (human-normalised) | ours, greedy "
+             "(human-normalised) | ours, sampled actions | steps | running time | parts | "
+             "beats the zoo: greedy, sampled |",
+             "|" + "---|" * 8]
     for game in games:
         run_dir = out / "runs" / game.env_id
         segments = read_segments(run_dir)
@@ -145,13 +168,20 @@ def table(out: Path, games: list[Game], budget: int) -> list[str]:
         zoo = f"{game.zoo_a2c:g} ({game.normalised(game.zoo_a2c):.2f})"
         hours = running_seconds(run_dir) / 3600
         if final is None:
-            lines.append(f"| {game.env_id} | {zoo} | running | {last_step(run_dir):,} | {hours:.2f} h "
+            lines.append(f"| {game.env_id} | {zoo} | running | | {last_step(run_dir):,} | {hours:.2f} h "
                          f"| {len(segments)} | |")
             continue
         step, mean, std = final
+        sampled = sampled_evaluation(run_dir)
         beats = "yes" if mean > game.zoo_a2c else "no"
+        if sampled is None:
+            sampled_cell, beats_sampled = "not measured (no model)", "-"
+        else:
+            sampled_cell = f"{sampled[0]:.1f} +/- {sampled[1]:.1f} ({game.normalised(sampled[0]):.2f})"
+            beats_sampled = "yes" if sampled[0] > game.zoo_a2c else "no"
         lines.append(f"| {game.env_id} | {zoo} | **{mean:.1f}** +/- {std:.1f} ({game.normalised(mean):.2f}) "
-                     f"| {step:,} | {hours:.2f} h | {len(segments)} | {beats} |")
+                     f"| {sampled_cell} | {step:,} | {hours:.2f} h | {len(segments)} "
+                     f"| {beats}, {beats_sampled} |")
     return lines
 
 
