@@ -139,7 +139,10 @@ PRESETS: dict[str, Preset] = {
         source="the continuous-control values with independent noise from a softplus variance, as "
         "in the A3C paper, and gamma 0.99 with GAE 0.95 for locomotion's long horizon: "
         "HalfCheetah-v5 (benchmarks/results/halfcheetah-a3c.md), InvertedPendulum-v5 "
-        "(benchmarks/results/compare-InvertedPendulum-v5.md)",
+        "(benchmarks/results/compare-InvertedPendulum-v5.md); measured on Hopper-v5 (above the "
+        "zoo's A2C), Ant-v5 (learns) and Walker2d-v5 (falls: benchmarks/results/mujoco-walker2d-ant.md), "
+        "where an entropy bonus helped Walker2d and hurt Hopper "
+        "(benchmarks/results/mujoco-options-2026-12-07.md)",
         values=dict(**_GAUSSIAN_MLP, **_LONG_HORIZON),
     ),
     "box2d": Preset(
