@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 
 LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
+# max_seconds of runs a callback ends: one that never would fails, not hangs; it counts Ray's
+# start-up too, over 90 s on a machine whose cores other work keeps busy.
+SAFETY_SECONDS = 300
 
 
 @contextlib.contextmanager

@@ -16,9 +16,7 @@ import pytest
 from a3c import A3C, Callback, TrainingError, WorkerError
 from a3c.drivers.base import learner_seed
 from a3c.run.checkpoint import load_checkpoint
-from tests.ray_nodes import after, short_tempdir
-
-SAFETY_SECONDS = 300  # max_seconds of runs a callback ends: one that never would fails, not hangs
+from tests.ray_nodes import SAFETY_SECONDS, after, short_tempdir
 
 
 def rows(path):

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from a3c import A3C
+from a3c import A3C, Callback
 from a3c.run.checkpoint import load_checkpoint
-from tests.ray_nodes import after, kill_node, listening_addresses, short_tempdir
+from tests.ray_nodes import SAFETY_SECONDS, after, kill_node, listening_addresses, short_tempdir
 
 OBJECT_STORE = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
 FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 200,
@@ -71,17 +71,35 @@ def test_workers_on_other_nodes_than_the_server_learn_and_the_counts_agree(nodes
     placed = {}
 
     def look():  # where the actors run, seen from the outside while the run goes on
-        after(lambda: drivers and len(drivers[0].worker_nodes) == 2)
+        # The server first, as soon as it exists: the driver lets go of it when the run ends, and a
+        # run can end within a second of its workers' nodes being known.
+        after(lambda: drivers and drivers[0].server is not None)
         placed["server"] = ray.get(drivers[0].server.node.remote())
+        after(lambda: len(drivers[0].worker_nodes) == 2)  # kept by the driver after the run
         placed["workers"] = dict(drivers[0].worker_nodes)
 
-    threading.Thread(target=look, daemon=True).start()
+    class UntilBothLearned(Callback):
+        """Stop at the first greedy 19 once both workers have sent updates: the toy task can be
+        learned by one worker alone while the other's actor still starts on its node."""
+
+        def __init__(self):
+            self.ranks = set()
+
+        def on_reports(self, reports):
+            self.ranks |= {r.rank for r in reports if r.updates}
+
+        def on_evaluation(self, result):
+            return not (self.ranks == {0, 1} and result.mean_return >= 19.0)
+
+    looker = threading.Thread(target=look, daemon=True)
+    looker.start()
     model = A3C("tests.toy_envs:ToyIdentity-v0", backend="ray", ray_address=nodes.address, workers=2,
                 seed=0, verbose=0, n_steps=5, lr=1e-3, eval_interval=1_000, eval_episodes=5,
-                final_eval_episodes=5, checkpoint_interval=2_000, log_interval=0.2)
-    model.learn(total_steps=60_000, target_return=19.0, run_dir=tmp_path)
+                final_eval_episodes=5, checkpoint_interval=2_000, log_interval=0.2, target_return=None)
+    model.learn(total_steps=10**7, max_seconds=SAFETY_SECONDS, callback=UntilBothLearned(), run_dir=tmp_path)
+    looker.join(timeout=5)
     r = model.last_result
-    assert r.stop_reason == "target_return" and r.final_eval.mean_return >= 19.0, r
+    assert r.stop_reason == "callback" and r.final_eval.mean_return >= 19.0, r
     head = nodes.head_node.node_id
     assert placed["server"] == head
     assert len(set(placed["workers"].values())) == 2 and head not in placed["workers"].values()
