@@ -246,7 +246,10 @@ def test_a_lost_parameter_server_is_restored_and_a_second_loss_soon_after_stops_
         kills.append(drivers[0].steps())
 
     def kill_twice():
-        after(lambda: drivers and any(periodic.glob("step_*.safetensors")))
+        # the first loss once both workers have sent updates: a worker whose actor is still starting
+        # joins the new server as a new worker, with nothing lost to say
+        after(lambda: drivers and any(periodic.glob("step_*.safetensors"))
+              and workers_logged_after(-1) == {"0", "1"})
         kill_server_process()
         # the second loss only once both workers' updates after the restore, and what each said of
         # its loss, are in the log: the server's events reach the driver with its next snapshot, and
