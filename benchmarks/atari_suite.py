@@ -36,14 +36,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import commit, invocation, machine, read_csv
+from common import FINAL_EVAL_SEED, commit, invocation, machine, read_csv
 
 from a3c.errors import CheckpointError
 from a3c.run.checkpoint import latest_checkpoint
 
 BUDGET = 10_000_000  # rl-baselines3-zoo's for Atari
 FINAL_EVAL_EPISODES = 10  # the atari preset's final evaluation: 10 whole games
-FINAL_EVAL_SEED = 1_000_000  # the trainer's final evaluation's first episode seed (run/supervisor.py)
 
 
 @dataclass(frozen=True)
