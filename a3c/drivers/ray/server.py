@@ -124,15 +124,15 @@ class ParameterServer:
         self.net = ActorCritic(spec, trust_code=True)  # the spec of the driver's network
         self.net.load_state_dict(model_state)
         self.names = [name for name, _ in self.net.named_parameters()]
-        params = list(self.net.parameters())
-        self.sizes = [p.numel() for p in params]
-        # One flat vector holds every parameter (the network's are views of it), and one its gradient:
-        # a push is one copy, and the optimizer steps one tensor, not one per layer.
+        params = self.net.params
+        # One flat vector holds every parameter (the network's are views of it, laid out as
+        # param_slices says), and one its gradient: a push is one copy, and the optimizer steps one
+        # tensor, not one per layer.
         self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
         self.flat.grad = torch.zeros_like(self.flat)
         self._grad_array = self.flat.grad.numpy()
-        for p, view in zip(params, self.flat.detach().split(self.sizes), strict=True):
-            p.data = view.view_as(p)
+        for p, place in zip(params, self.net.param_slices, strict=True):
+            p.data = self.flat.detach()[place].view_as(p)
         # The configured optimizer, as the local backend's (Adam through torch's fused kernel):
         # elementwise, so one flat tensor gives exactly the per-layer result.
         self.optimizer = make_optimizer(config, [self.flat], shared=False)
@@ -290,8 +290,9 @@ class ParameterServer:
         """The flat optimizer state keyed per parameter, as a3c.core.optim.optimizer_tensors keys it."""
         out = {}
         for key, value in self.optimizer.state[self.flat].items():
-            parts = value.split(self.sizes) if value.dim() else [value] * len(self.names)  # step: shared
-            for name, part, p in zip(self.names, parts, self.net.parameters(), strict=True):
+            parts = ([value[place] for place in self.net.param_slices] if value.dim()
+                     else [value] * len(self.names))  # step: shared
+            for name, part, p in zip(self.names, parts, self.net.params, strict=True):
                 out[f"{name}/{key}"] = (part.view_as(p) if value.dim() else part).numpy().copy()
         return out
 
