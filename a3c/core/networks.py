@@ -334,6 +334,16 @@ class ActorCritic(nn.Module):
 
     def __init__(self, spec: NetworkSpec, trust_code: bool = False):
         super().__init__()
+        # Orthogonal init's QR rounds differently on several threads: one thread, so that a seed
+        # builds the same network whatever thread count the caller has set.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._build(spec, trust_code)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _build(self, spec: NetworkSpec, trust_code: bool) -> None:
         self.spec = spec
         box_size = sum(p.size for p in spec.obs_parts if p.kind == "box")
         self.normalizer = ObsNormalizer(box_size) if spec.obs_norm and box_size else None

@@ -131,10 +131,10 @@ class A2CDriver(Driver):
                 process.kill()
 
     def stop(self) -> list[LearnerReport]:
-        torch.set_num_threads(self._threads)
-        if self._blas is not None:
+        if self._blas is not None:  # first: restoring OpenBLAS's threads also resets torch's OpenMP ones
             self._blas.restore_original_limits()
             self._blas = None
+        torch.set_num_threads(self._threads)
         reports = [self.learner.take_report(final=True)] if self.learner is not None else []
         if self.envs is not None:
             self._last_state = self.resume_state()

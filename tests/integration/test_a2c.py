@@ -232,3 +232,17 @@ def test_cuda_runs_network_and_update_on_the_gpu_and_loads_on_cpu(tmp_path):
     assert all(p.device.type == "cpu" for p in cpu.policy.parameters())
     for a, b in zip(model.policy.parameters(), cpu.policy.parameters(), strict=True):
         assert torch.equal(a.cpu(), b)
+
+
+def test_learn_leaves_torch_s_threads_as_it_found_them_and_a_seed_repeats_in_one_process(tmp_path):
+    """The learner computes on one thread and gives the caller's count back: later models in the
+    same process (a notebook's next cell) build and learn as the first did."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runs = [_train(tmp_path, f"run{i}", 3, seed=5) for i in range(3)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for later in runs[1:]:
+        _assert_identical(_state(runs[0]), _state(later))

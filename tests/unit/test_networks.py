@@ -275,3 +275,26 @@ def test_config_ortho_init_false_trains_from_pytorchs_default_init():
     off = A3C("CartPole-v1", workers=1, verbose=0, hidden_sizes=(16, 16), ortho_init=False).policy
     assert _orthogonal_with_gain(on.policy.linear.weight, 0.01)
     assert off.policy.linear.bias.any() and not _orthogonal_with_gain(off.policy.linear.weight, 0.01)
+
+
+@pytest.mark.parametrize("options", [dict(hidden_sizes=(64, 64), shared_torso=False), dict(torso="a3c-conv")],
+                         ids=["mlp", "conv"])
+def test_a_seed_builds_the_same_network_whatever_torch_s_thread_count(options):
+    """Orthogonal init's QR rounds differently on 1 and 2 threads; the network is built on one, so a
+    seed gives the same bits in a process whatever threads its caller set, and leaves them set."""
+    shape = (4, 84, 84) if "torso" in options else (8,)
+    spec = NetworkSpec.from_spaces(gym.spaces.Box(0, 255, shape, np.uint8 if len(shape) == 3 else np.float32),
+                                   gym.spaces.Discrete(4), **options)
+    before = torch.get_num_threads()
+    built = {}
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            torch.manual_seed(7)
+            built[threads] = ActorCritic(spec).state_dict()
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    for threads in (2, 3):
+        for key, value in built[1].items():
+            assert torch.equal(built[threads][key], value), f"{key} differs on {threads} threads"
