@@ -20,6 +20,7 @@ import torch
 from a3c.config import Config
 from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.optim import load_optimizer_tensors, make_optimizer
+from a3c.core.torsos import ConvTorso, cpu_has_native_bfloat16
 from a3c.drivers.a2c import A2CDriver, resolve_device
 from a3c.drivers.base import Driver, RunPosition
 from a3c.drivers.hogwild import HogwildDriver
@@ -116,6 +117,10 @@ def check_named_code(config: Config, source: object, trust_code: bool) -> None:
                 f"wrappers {list(config.env_wrappers)}), which this process cannot name: pass env= "
                 "(a3c eval: train and evaluate with an env in a module)")
         check_trusted(module, f"{source}'s env", trust_code)
+
+
+def _computes_in_bfloat16(net: ActorCritic) -> bool:
+    return any(isinstance(m, ConvTorso) and m.dtype == torch.bfloat16 for m in net.modules())
 
 
 def default_run_dir(config: Config) -> Path:
@@ -226,6 +231,11 @@ class ActorCriticAlgorithm:
         if run_dir is not None:
             changes["run_dir"] = str(run_dir)
         config = self.config.replace(**changes).validated()
+        if self.device.type == "cpu" and _computes_in_bfloat16(self.policy) and not cpu_has_native_bfloat16():
+            warnings.warn("conv_precision bfloat16 on a CPU without AVX-512 BF16 or AMX: its bfloat16 "
+                          "convolutions are emulated, several times slower than float32's "
+                          "(benchmarks/results/conv_precision.md); float32 is the faster choice here",
+                          A3CWarning, stacklevel=2)
         directory = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         supervisor = Supervisor(config, self.policy, self.optimizer, directory, self.num_steps,
                                 self.verbose, position, self._resumed_from, callbacks, model=self)

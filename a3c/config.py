@@ -204,6 +204,7 @@ class Config:
     conv_precision: str = _opt(
         "what conv torsos compute in: float32, or bfloat16 (the weights, the optimizer and the heads "
         "stay float32; 1.3x-1.5x less CPU time for the torso where the CPU has AVX-512 BF16 or AMX, "
+        "several times more where it has neither and bfloat16 is emulated: training then warns; "
         "benchmarks/results/conv_precision.md)", choices=CONV_PRECISIONS, default="float32")
     policy_sizes: tuple[int, ...] = _opt(
         "widths of layers between the torso (or LSTM) and the policy head (none: the head is linear)",

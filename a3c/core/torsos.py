@@ -212,6 +212,15 @@ class ConvTorso(nn.Module):
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX tiles); without either,
+    oneDNN emulates it and a conv torso in bfloat16 costs several times float32's CPU time
+    (benchmarks/results/conv_precision.md). True where torch cannot tell."""
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    probes = [probe for probe in (getattr(torch.cpu, name, None) for name in names) if probe is not None]
+    return not probes or any(probe() for probe in probes)
+
+
 class _Layer(NamedTuple):
     """A conv torso's layer as it computes: weight and bias in the torso's precision, the stride
     (None for the hidden, linear layer), the float32 parameters they come from, and the scale

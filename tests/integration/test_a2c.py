@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,7 +14,8 @@ import torch
 import a3c
 from a3c import A2C, A3C
 from a3c.cli import main
-from a3c.errors import CheckpointError, ConfigError, EnvError
+from a3c.core.torsos import cpu_has_native_bfloat16
+from a3c.errors import A3CWarning, CheckpointError, ConfigError, EnvError
 from a3c.run.checkpoint import load_checkpoint
 from a3c.run.metrics import EPISODE_COLUMNS, UPDATE_COLUMNS
 
@@ -232,6 +234,20 @@ def test_cuda_runs_network_and_update_on_the_gpu_and_loads_on_cpu(tmp_path):
     assert all(p.device.type == "cpu" for p in cpu.policy.parameters())
     for a, b in zip(model.policy.parameters(), cpu.policy.parameters(), strict=True):
         assert torch.equal(a.cpu(), b)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_bfloat16_on_a_cpu_that_emulates_it_is_warned_of_when_training_starts(tmp_path, precision):
+    """Emulated bfloat16 convolutions cost several times float32's: the warning says so where the
+    CPU has neither AVX-512 BF16 nor AMX, and only there; float32 never warns."""
+    model = A2C("tests.toy_envs:ToyImageObsLast-v0", seed=0, verbose=0, conv_precision=precision, **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.learn(40, run_dir=tmp_path / "run")
+    warned = [w for w in caught if issubclass(w.category, A3CWarning) and "bfloat16" in str(w.message)]
+    expected = precision == "bfloat16" and not cpu_has_native_bfloat16()
+    assert len(warned) == int(expected), [str(w.message) for w in caught]
+    assert model.num_steps == 40
 
 
 def test_learn_leaves_torch_s_threads_as_it_found_them_and_a_seed_repeats_in_one_process(tmp_path):
