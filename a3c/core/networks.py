@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -320,6 +322,17 @@ def _time_flat(obs: Observation) -> Observation:
     return obs.flatten(0, 1)
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one intra-op thread inside the block, the caller's count restored after it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class ActorCritic(nn.Module):
     """pi(a|s; theta) and V(s; phi) over shared features (or separate torsos).
 
@@ -336,12 +349,8 @@ class ActorCritic(nn.Module):
         super().__init__()
         # Orthogonal init's QR rounds differently on several threads: one thread, so that a seed
         # builds the same network whatever thread count the caller has set.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_torch_thread():
             self._build(spec, trust_code)
-        finally:
-            torch.set_num_threads(threads)
 
     def _build(self, spec: NetworkSpec, trust_code: bool) -> None:
         self.spec = spec

@@ -14,7 +14,7 @@ import torch
 
 from a3c import spaces
 from a3c.config import Config
-from a3c.core.networks import ActorCritic
+from a3c.core.networks import ActorCritic, one_torch_thread
 from a3c.envs import atari
 from a3c.envs.make import make_config_env
 from a3c.errors import ConfigError, EnvError
@@ -84,12 +84,8 @@ def evaluate(
         envs = envs[:1]
     if episodes <= 0:
         return EvalResult([], [])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _episodes(net, envs[:episodes], episodes, deterministic, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _episodes(net: ActorCritic, envs: list[gym.Env], episodes: int, deterministic: bool,
