@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import commit, machine, report  # noqa: E402
 
-from a3c.drivers.processes import keep_freed_memory, one_blas_thread  # noqa: E402
+from a3c.drivers.base import OneComputeThread  # noqa: E402
+from a3c.drivers.processes import keep_freed_memory  # noqa: E402
 
 
 def worker(package: str, env_id: str, weights: dict[str, torch.Tensor] | None, **options: Any) -> Any:
@@ -74,9 +75,8 @@ def main() -> None:
                         help="this checkout's side only: its conv_precision (the other side's default)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as a worker runs
+    OneComputeThread()  # as a worker runs
     keep_freed_memory()  # as every learning process does
-    one_blas_thread()  # as every learner does
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     rows = []
     for torso in args.torsos:

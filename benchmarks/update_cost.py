@@ -27,8 +27,8 @@ from common import commit, invocation, machine, report  # noqa: E402
 from a3c.api import A3C  # noqa: E402
 from a3c.core.gradients import clip_by_norm, compute_gradients, gradient_buffer  # noqa: E402
 from a3c.core.rollout import RolloutCollector  # noqa: E402
+from a3c.drivers.base import OneComputeThread  # noqa: E402
 from a3c.drivers.hogwild import HogwildBackend, SharedCounters  # noqa: E402
-from a3c.drivers.processes import one_blas_thread  # noqa: E402
 from a3c.envs.make import make_training_envs  # noqa: E402
 
 
@@ -51,8 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as a worker runs
-    one_blas_thread()
+    OneComputeThread()  # as a worker runs
     model = A3C(args.env, workers=1, seed=0, verbose=0)
     config = model.config
     net = type(model.policy)(model.policy.spec)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gymnasium as gym
 import torch
-from threadpoolctl import threadpool_limits
 
 from a3c.config import Config
 from a3c.core.messages import LearnerReport
@@ -18,8 +17,8 @@ from a3c.core.networks import ActorCritic
 from a3c.core.optim import schedule_lr
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
-from a3c.drivers.base import Backend, Driver, ResumeState, RunPosition
-from a3c.drivers.processes import keep_freed_memory, one_blas_thread, sigint_blocked
+from a3c.drivers.base import Backend, Driver, OneComputeThread, ResumeState, RunPosition
+from a3c.drivers.processes import keep_freed_memory, sigint_blocked
 from a3c.envs.make import make_training_envs
 from a3c.envs.state import capture, restore, sub_envs
 from a3c.errors import ConfigError
@@ -79,8 +78,7 @@ class A2CDriver(Driver):
         self.learner: ActorLearner | None = None
         self.backend: SyncBackend | None = None
         self.envs: gym.vector.VectorEnv | None = None
-        self._threads = torch.get_num_threads()
-        self._blas: threadpool_limits | None = None  # one BLAS thread while learning, as torch's
+        self._one_thread: OneComputeThread | None = None  # while learning
         self._last_state: ResumeState | None = None
 
     @property
@@ -105,8 +103,7 @@ class A2CDriver(Driver):
         self.backend = SyncBackend(config, self.optimizer, self.start_steps, self.start_updates)
         self.learner = ActorLearner(0, config, self.net, collector, self.backend, start_time)
         # The batch is small: one intra-op thread is faster than several and leaves cores to envs.
-        torch.set_num_threads(1)
-        self._blas = one_blas_thread()
+        self._one_thread = OneComputeThread()
         keep_freed_memory()
 
     def advance(self) -> list[LearnerReport]:
@@ -131,10 +128,9 @@ class A2CDriver(Driver):
                 process.kill()
 
     def stop(self) -> list[LearnerReport]:
-        if self._blas is not None:  # first: restoring OpenBLAS's threads also resets torch's OpenMP ones
-            self._blas.restore_original_limits()
-            self._blas = None
-        torch.set_num_threads(self._threads)
+        if self._one_thread is not None:
+            self._one_thread.restore()
+            self._one_thread = None
         reports = [self.learner.take_report(final=True)] if self.learner is not None else []
         if self.envs is not None:
             self._last_state = self.resume_state()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from a3c.config import Config
 from a3c.core.messages import LearnerReport
@@ -23,6 +24,23 @@ from a3c.envs.state import LearnerState
 
 Event = tuple[str, str]  # (kind, detail) of something that happened to the learners, for events.csv
 ResumeState = tuple[dict, dict[str, torch.Tensor]]  # a3c.envs.state.capture's (metadata, tensors)
+
+
+class OneComputeThread:
+    """A learner's torch and NumPy BLAS (OpenBLAS) kept to the calling thread: its batches are small,
+    and either library would spread a product over every core, where the other learners are working
+    (OpenBLAS past 2**18 multiply-adds: a packed MLP's over a rollout, a3c.core.packed). `restore()`
+    gives the caller back its own counts, for a learner that runs in the caller's process (A2C)."""
+
+    def __init__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self._blas = threadpool_limits(limits=1, user_api="blas")
+
+    def restore(self) -> None:
+        # BLAS first: restoring OpenBLAS's limit also resets torch's OpenMP threads (to 1 here).
+        self._blas.restore_original_limits()
+        torch.set_num_threads(self._threads)
 
 
 @dataclass

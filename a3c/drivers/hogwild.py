@@ -33,12 +33,11 @@ from a3c.core.networks import ActorCritic
 from a3c.core.optim import schedule_lr
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
-from a3c.drivers.base import Backend, Driver, Event, learner_seed
+from a3c.drivers.base import Backend, Driver, Event, OneComputeThread, learner_seed
 from a3c.drivers.processes import (
     exit_with_trainer,
     keep_freed_memory,
     let_go_of_the_forkserver,
-    one_blas_thread,
     sigint_blocked,
     worker_context,
 )
@@ -157,8 +156,7 @@ def _worker_process_main(rank: int, incarnation: int, conn: connection.Connectio
     conn.send(("started",))  # now the trainer can tell a worker that failed from one that never ran
     outbox = _Outbox(conn)
     keep_freed_memory()
-    torch.set_num_threads(1)
-    one_blas_thread()
+    OneComputeThread()
     seed = learner_seed(config, rank, incarnation, counters.start_steps)
     torch.manual_seed(seed)
     np.random.seed(seed)

@@ -13,8 +13,6 @@ import time
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 
-from threadpoolctl import threadpool_limits
-
 PRELOAD = ["a3c.drivers.hogwild"]  # not torch._dynamo: a3c.core.optim's optimizers never import it
 
 
@@ -31,13 +29,6 @@ def worker_context() -> BaseContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
-
-
-def one_blas_thread() -> threadpool_limits:
-    """Keep NumPy's BLAS (OpenBLAS) on the calling thread, as torch is kept to one in a learner:
-    OpenBLAS spreads a product past 2**18 multiply-adds (a packed MLP's over a rollout, a3c.core.packed)
-    over every core, where the other learners are working. `restore_original_limits()` undoes it."""
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def prestart_workers() -> None:

@@ -29,8 +29,8 @@ from a3c.core.networks import ActorCritic, NetworkSpec
 from a3c.core.normalization import ObsNormalizer, moments_from_arrays
 from a3c.core.rollout import RolloutCollector
 from a3c.drivers.actor_learner import ActorLearner
-from a3c.drivers.base import Backend, learner_seed
-from a3c.drivers.processes import keep_freed_memory, one_blas_thread
+from a3c.drivers.base import Backend, OneComputeThread, learner_seed
+from a3c.drivers.processes import keep_freed_memory
 from a3c.drivers.ray.server import Joined, Reply, flat_gradients, load_flat_parameters
 from a3c.envs.make import make_training_envs
 from a3c.errors import WorkerError
@@ -208,8 +208,7 @@ class WorkerActor:
 
     def __init__(self, rank: int, config: Config, spec: NetworkSpec, server_base: str,
                  start_time: float):
-        torch.set_num_threads(1)
-        one_blas_thread()
+        OneComputeThread()
         keep_freed_memory()
         self.rank = rank
         self.config = config
